@@ -1,0 +1,455 @@
+"""Structured barrier Newton solver for the layered maximum-flow problem.
+
+Solves, on a :class:`~gaflow.flow.graph.LayeredGraph` with normalised capacities ``u``,
+
+    minimise  -F - mu * sum_e log f_e - mu * sum_{capacitated e} log(u_e - f_e)
+    subject to  B f = 0  (flow conservation at every node, return edge z -> s included),
+
+(GAF, Azarkhalili & Libbrecht 2025, Eq. 5; Boyd & Vandenberghe Sec. 10.2 and 11.3). The barrier
+covers every edge, the return edge included, so the objective is strictly convex and its minimiser
+is unique.
+
+Each Newton step solves the node system ``(B H^-1 B^T) w = r`` (a grounded, weighted graph
+Laplacian). With ``s`` grounded and nodes ordered by layer, the super-sink last, the matrix is block
+tridiagonal: diagonal blocks are diagonal, the block between layers ``k`` and ``k+1`` is the dense
+``t x t`` matrix of edge conductances ``D_k = 1 / h_e``. A block Cholesky (Schur complements layer
+by layer) costs ``O(L t^3)`` and never forms an ``(L t)^2`` matrix. The Schur complements are kept
+in Laplacian form (off-diagonals plus a separately propagated grounding vector), which avoids the
+cancellation that ruins a naive elimination when conductances span many orders of magnitude.
+
+``mu=None`` follows the central path towards ``mu -> 0`` and stops when the extrapolated distance
+of the attributions to the limit (the *central maximum flow*) is below ``rtol * max|phi|``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg import blas, lapack
+
+from ..errors import ConvergenceWarning
+from ..flow.graph import LayeredGraph
+
+
+@dataclass
+class FlowState:
+    """Edge flows of the layered graph (normalised units).
+
+    Attributes:
+        layers: (L, t, t) flow on ``(l, j) -> (l+1, i)``; 0 on absent edges.
+        source: (t,) flow on ``s -> (0, j)``.
+        sink: (t,) flow on ``(L, i) -> z``.
+        value: flow on the return edge ``z -> s``.
+    """
+
+    layers: np.ndarray
+    source: np.ndarray
+    sink: np.ndarray
+    value: float
+
+
+@dataclass
+class NewtonReport:
+    """What the path-following run did."""
+
+    iterations: int
+    mu: float
+    error_estimate: float
+    converged: bool
+
+
+# --------------------------------------------------------------------------- dense kernels
+# Every dense product goes through SciPy's BLAS: mixing NumPy's and SciPy's OpenBLAS thread pools
+# in one loop makes their spinning threads fight for the cores (measured: 7x slower on 2 cores).
+
+
+def _trsm(chol: np.ndarray, b: np.ndarray, trans: bool = False) -> np.ndarray:
+    """``R^-1 b`` (or ``R^-T b``) for a lower-triangular ``R``; ``b`` a vector or matrix."""
+    if b.ndim == 1:
+        return blas.dtrsv(chol, b, lower=1, trans=int(trans))
+    return blas.dtrsm(1.0, chol, b, lower=1, trans_a=int(trans))
+
+
+def _gemv(a: np.ndarray, x: np.ndarray, trans: bool = False) -> np.ndarray:
+    return blas.dgemv(1.0, a, x, trans=int(trans))
+
+
+def _gram(w: np.ndarray) -> np.ndarray:
+    """``w^T w`` as a full symmetric matrix (SYRK computes one triangle)."""
+    upper = blas.dsyrk(1.0, w, trans=1, lower=0)
+    return np.triu(upper) + np.triu(upper, 1).T
+
+
+def _cholesky(a: np.ndarray) -> np.ndarray:
+    chol, info = lapack.dpotrf(a, lower=1, clean=1, overwrite_a=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"Newton system not positive definite (dpotrf info={info})")
+    return chol
+
+
+# --------------------------------------------------------------------------- start point
+
+
+def feasible_start(graph: LayeredGraph) -> FlowState:
+    """A strictly feasible circulation: 0 < f < u on every live edge, ``B f = 0``.
+
+    One unit enters each live input node and is routed proportionally to the live capacities of
+    its out-edges; the whole flow is then scaled so that no edge uses more than half its capacity.
+    """
+    caps, live = graph.caps, graph.live
+    n_layers, t, _ = caps.shape
+    node_flow = graph.source.astype(np.float64)
+    layers = np.zeros_like(caps)
+    worst = 0.0
+    for k in range(n_layers):
+        out_cap = caps[k].sum(axis=0)  # (t,) capacity leaving each node of layer k
+        share = np.divide(caps[k], out_cap[None, :], out=np.zeros_like(caps[k]),
+                          where=out_cap[None, :] > 0)
+        layers[k] = share * node_flow[None, :]
+        ratio = np.divide(node_flow, out_cap, out=np.zeros(t), where=out_cap > 0)
+        worst = max(worst, float(ratio.max()))
+        node_flow = layers[k].sum(axis=1)
+    factor = 0.5 / worst
+    return FlowState(
+        layers=layers * factor,
+        source=graph.source * factor,
+        sink=np.where(graph.sink, node_flow * factor, 0.0),
+        value=float(graph.source.sum()) * factor,
+    )
+
+
+# --------------------------------------------------------------------------- objective
+
+
+def objective(graph: LayeredGraph, x: FlowState, mu: float) -> float:
+    """Barrier objective ``-F - mu * sum log f - mu * sum log(u - f)``; +inf outside the domain."""
+    live = graph.live
+    f = x.layers[live]
+    u = graph.caps[live]
+    s = x.source[graph.source]
+    z = x.sink[graph.sink]
+    if (f <= 0).any() or (f >= u).any() or (s <= 0).any() or (z <= 0).any() or x.value <= 0:
+        return math.inf
+    barrier = (np.log(f).sum() + np.log(u - f).sum() + np.log(s).sum() + np.log(z).sum()
+               + math.log(x.value))
+    return -x.value - mu * barrier
+
+
+# --------------------------------------------------------------------------- Newton step
+
+
+@dataclass
+class _Step:
+    layers: np.ndarray
+    source: np.ndarray
+    sink: np.ndarray
+    value: float
+    decrement: float  # lambda^2 = dx^T H dx (unnormalised)
+
+
+def _safe(a: np.ndarray, mask: np.ndarray, fill: float = 1.0) -> np.ndarray:
+    return np.where(mask, a, fill)
+
+
+def newton_step(graph: LayeredGraph, x: FlowState, mu: float, tangent: bool = False) -> _Step:
+    """Newton direction of the barrier objective under ``B f = 0`` (residual ``B f`` corrected).
+
+    Conductances ``d_e = 1 / h_e`` with ``h_e = mu / f^2 + mu / (u - f)^2``; node potentials ``w``
+    solve ``(B D B^T) w = B (f - D g)``; the step is ``df = -D (g + B^T w)``.
+
+    With ``tangent=True`` the gradient is replaced by that of the barrier alone and no residual is
+    corrected: the result is ``dx/dmu`` along the central path (differentiate ``g + B^T w = 0``).
+    """
+    live, caps = graph.live, graph.caps
+    n_layers, t, _ = caps.shape
+    # --- per-edge gradient g and conductance d (dead edges: d = 0)
+    f = _safe(x.layers, live, 0.5)
+    u = _safe(caps, live, 1.0)
+    slack = u - f
+    g_l = np.where(live, mu / slack - mu / f, 0.0)
+    d_l = np.where(live, 1.0 / (mu / f**2 + mu / slack**2), 0.0)
+    s = _safe(x.source, graph.source)
+    g_s = np.where(graph.source, -mu / s, 0.0)
+    d_s = np.where(graph.source, s**2 / mu, 0.0)
+    z = _safe(x.sink, graph.sink)
+    g_z = np.where(graph.sink, -mu / z, 0.0)
+    d_z = np.where(graph.sink, z**2 / mu, 0.0)
+    g_f = -1.0 - mu / x.value
+    d_f = x.value**2 / mu
+    if tangent:  # d/dmu of the optimality condition: gradient of the barrier term only
+        g_l, g_s, g_z, g_f = g_l / mu, g_s / mu, g_z / mu, -1.0 / x.value
+    keep = 0.0 if tangent else 1.0
+
+    # --- right-hand side r = B a with a = f - d g  (B: +1 where an edge leaves a node)
+    a_l = np.where(live, keep * x.layers - d_l * g_l, 0.0)
+    a_s = np.where(graph.source, keep * x.source - d_s * g_s, 0.0)
+    a_z = np.where(graph.sink, keep * x.sink - d_z * g_z, 0.0)
+    a_f = keep * x.value - d_f * g_f
+    fac = factor(graph, d_l, d_s, d_z, d_f)
+    w, w_z = fac.solve(*divergence(a_l, a_s, a_z, a_f))
+    q_l = np.where(live, g_l + w[:-1][:, None, :] - w[1:][:, :, None], 0.0)
+    q_s = np.where(graph.source, g_s - w[0], 0.0)
+    q_z = np.where(graph.sink, g_z + w[n_layers] - w_z, 0.0)
+    q_f = g_f + w_z
+    # iterative refinement of conservation: B (keep * f - D q) must vanish
+    for _ in range(2):
+        dw, dw_z = fac.solve(*divergence(keep * x.layers - d_l * q_l, keep * x.source - d_s * q_s,
+                                         keep * x.sink - d_z * q_z, keep * x.value - d_f * q_f))
+        q_l = q_l + np.where(live, dw[:-1][:, None, :] - dw[1:][:, :, None], 0.0)
+        q_s = q_s + np.where(graph.source, -dw[0], 0.0)
+        q_z = q_z + np.where(graph.sink, dw[n_layers] - dw_z, 0.0)
+        q_f = q_f + dw_z
+    # --- flow step df = -d q with q = g + B^T w (s grounded); lambda^2 = sum d q^2
+    dec = float((d_l * q_l * q_l).sum() + d_s @ (q_s * q_s) + d_z @ (q_z * q_z) + d_f * q_f**2)
+    return _Step(layers=-d_l * q_l, source=-d_s * q_s, sink=-d_z * q_z, value=float(-d_f * q_f),
+                 decrement=dec)
+
+
+def divergence(
+    a_l: np.ndarray, a_s: np.ndarray, a_z: np.ndarray, a_f: float
+) -> tuple[np.ndarray, float]:
+    """Node balance ``B a`` (outflow minus inflow) of an edge vector; ``s`` is grounded.
+
+    Returns the (L+1, t) balance of the token nodes and the balance of the super-sink.
+    """
+    n_layers, t, _ = a_l.shape
+    r = np.zeros((n_layers + 1, t))
+    r[:n_layers] += a_l.sum(axis=1)  # leaving (k, j)
+    r[1:] -= a_l.sum(axis=2)  # entering (k+1, i)
+    r[0] -= a_s
+    r[n_layers] += a_z
+    return r, float(a_f - a_z.sum())
+
+
+@dataclass
+class _Factor:
+    """Block Cholesky factor of the grounded node matrix ``B D B^T`` (block tridiagonal)."""
+
+    d_l: np.ndarray
+    inv0: np.ndarray
+    chols: list
+    couplings: list
+    u_vec: np.ndarray
+    s_z: float
+
+    def solve(self, r: np.ndarray, r_z: float) -> tuple[np.ndarray, float]:
+        """Node potentials ``w`` ((L+1, t)) and ``w_z`` with ``(B D B^T) [w; w_z] = [r; r_z]``."""
+        n_layers = len(self.chols) - 1
+        chols, couplings = self.chols, self.couplings
+        # forward: v_k = R_k^-1 y_k with y_{k+1} = r_{k+1} + D_k S_k^-1 y_k
+        vs: list = [None]
+        y_next = r[1] + _gemv(self.d_l[0], r[0] * self.inv0)
+        for k in range(1, n_layers + 1):
+            v = _trsm(chols[k], y_next)
+            vs.append(v)
+            if k < n_layers:
+                y_next = r[k + 1] + _gemv(couplings[k - 1], v, trans=True)
+        w_z = (r_z + self.u_vec @ vs[n_layers]) / self.s_z
+        w = np.zeros_like(r)
+        rhs = vs[n_layers] + self.u_vec * w_z
+        for k in range(n_layers, 0, -1):
+            if k < n_layers:
+                rhs = vs[k] + _gemv(couplings[k - 1], w[k + 1])
+            w[k] = _trsm(chols[k], rhs, trans=True)
+        w[0] = (r[0] + _gemv(self.d_l[0], w[1], trans=True)) * self.inv0
+        return w, float(w_z)
+
+
+def factor(
+    graph: LayeredGraph, d_l: np.ndarray, d_s: np.ndarray, d_z: np.ndarray, d_f: float
+) -> _Factor:
+    """Factor ``B D B^T`` layer by layer, Schur complements kept in Laplacian form.
+
+    ``S_{k+1} = diag(gamma_{k+1} + out_{k+1} + offrowsum(P)) - offdiag(P)`` with
+    ``P = D_k S_k^-1 D_k^T`` and the grounding ``gamma_{k+1} = D_k S_k^-1 gamma_k`` propagated
+    separately (all terms positive, no cancellation). Layer 0 is diagonal.
+    """
+    n_layers, t, _ = d_l.shape
+    nodes = graph.nodes
+    out_d = d_l.sum(axis=1)  # (L, t): conductance leaving node (k, j) forward
+    gamma = d_s.copy()
+    inv0 = 1.0 / np.where(nodes[0], gamma + out_d[0], 1.0)
+    chols: list = [None]
+    couplings: list = []
+    for k in range(n_layers):
+        dk = d_l[k]
+        if k == 0:
+            half = dk * np.sqrt(inv0)[None, :]  # D_0 S_0^-1/2
+            p = _gram(np.ascontiguousarray(half.T))
+            gamma_next = _gemv(dk, gamma * inv0)
+        else:
+            w_mat = _trsm(chols[k], np.asfortranarray(dk.T))
+            couplings.append(w_mat)
+            p = _gram(w_mat)
+            gamma_next = _gemv(w_mat, _trsm(chols[k], gamma), trans=True)
+        live_next = nodes[k + 1]
+        outgoing = out_d[k + 1] if k + 1 < n_layers else d_z
+        np.fill_diagonal(p, 0.0)
+        schur = -p
+        schur[np.diag_indices(t)] = np.where(live_next, gamma_next + outgoing + p.sum(axis=1), 1.0)
+        chols.append(_cholesky(schur))
+        gamma = np.where(live_next, gamma_next, 0.0)
+    last = chols[n_layers]
+    u_vec = _trsm(last, d_z)
+    s_z = d_f + float(u_vec @ _trsm(last, gamma))
+    return _Factor(d_l=d_l, inv0=inv0, chols=chols, couplings=couplings, u_vec=u_vec, s_z=s_z)
+
+
+# --------------------------------------------------------------------------- path following
+
+
+def _max_step(graph: LayeredGraph, x: FlowState, step: _Step) -> float:
+    """Largest alpha keeping every live flow strictly inside (0, u)."""
+    alpha = math.inf
+    live = graph.live
+    dl = step.layers[live]
+    f = x.layers[live]
+    u = graph.caps[live]
+    neg = dl < 0
+    if neg.any():
+        alpha = min(alpha, float((f[neg] / -dl[neg]).min()))
+    pos = dl > 0
+    if pos.any():
+        alpha = min(alpha, float(((u[pos] - f[pos]) / dl[pos]).min()))
+    for flow, d, mask in ((x.source, step.source, graph.source), (x.sink, step.sink, graph.sink)):
+        dn = d[mask]
+        neg = dn < 0
+        if neg.any():
+            alpha = min(alpha, float((flow[mask][neg] / -dn[neg]).min()))
+    if step.value < 0:
+        alpha = min(alpha, x.value / -step.value)
+    return alpha
+
+
+def _move(x: FlowState, step: _Step, alpha: float) -> FlowState:
+    return FlowState(
+        layers=x.layers + alpha * step.layers,
+        source=x.source + alpha * step.source,
+        sink=x.sink + alpha * step.sink,
+        value=x.value + alpha * step.value,
+    )
+
+
+def _scaled(step: _Step, factor: float) -> _Step:
+    return _Step(layers=step.layers * factor, source=step.source * factor,
+                 sink=step.sink * factor, value=step.value * factor, decrement=0.0)
+
+
+def _combine(x: FlowState, x_prev: FlowState, shrink: float) -> FlowState:
+    """Richardson extrapolation to ``mu = 0`` of two central points ``x(mu)``, ``x(mu / shrink)``.
+
+    The central path is analytic at ``mu = 0`` for linear programs, ``x(mu) = x* + mu x1 + O(mu^2)``,
+    so ``(x - shrink * x_prev) / (1 - shrink)`` is ``O(mu^2)`` from the limit. An affine combination
+    of two circulations is a circulation: conservation (and so efficiency) holds exactly.
+    """
+    c = 1.0 / (1.0 - shrink)
+    return FlowState(
+        layers=c * (x.layers - shrink * x_prev.layers),
+        source=c * (x.source - shrink * x_prev.source),
+        sink=c * (x.sink - shrink * x_prev.sink),
+        value=c * (x.value - shrink * x_prev.value),
+    )
+
+
+def center(
+    graph: LayeredGraph, x: FlowState, mu: float, tol: float, max_iter: int
+) -> tuple[FlowState, int, float]:
+    """Damped Newton on the barrier objective for a fixed ``mu``.
+
+    Stops when the normalised Newton decrement ``lambda^2 / mu`` (the objective divided by ``mu``
+    is self-concordant) falls below ``tol``, or stalls at the rounding floor below ``1e-8``.
+    Returns the new flows, the number of steps and the last decrement.
+    """
+    lam2 = math.inf
+    for it in range(1, max_iter + 1):
+        step = newton_step(graph, x, mu)
+        prev, lam2 = lam2, step.decrement / mu
+        if lam2 <= tol or (lam2 <= 1e-8 and lam2 > 0.1 * prev):
+            return x, it - 1, lam2
+        alpha = min(1.0, 0.995 * _max_step(graph, x, step))
+        if lam2 > 0.25:
+            # damped phase: Armijo backtracking, floored by the self-concordant step 1/(1+lambda)
+            floor = min(alpha, 1.0 / (1.0 + math.sqrt(lam2)))
+            phi0 = objective(graph, x, mu)
+            while alpha > floor:
+                if objective(graph, _move(x, step, alpha), mu) <= phi0 - 0.01 * alpha * mu * lam2:
+                    break
+                alpha = max(floor, 0.5 * alpha)
+        x = _move(x, step, alpha)
+    return x, max_iter, lam2
+
+
+def _predict(graph: LayeredGraph, x: FlowState, mu: float, mu_next: float) -> FlowState:
+    """First-order predictor along the central path: ``x + (mu_next - mu) dx/dmu``."""
+    step = _scaled(newton_step(graph, x, mu, tangent=True), mu_next - mu)
+    alpha = min(1.0, 0.9 * _max_step(graph, x, step))
+    return _move(x, step, alpha)
+
+
+def solve_barrier(
+    graph: LayeredGraph,
+    mu: float | None = None,
+    rtol: float = 1e-6,
+    mu_start: float = 1.0,
+    shrink: float = 0.1,
+    max_iter: int = 300,
+) -> tuple[FlowState, NewtonReport]:
+    """Path-following barrier method on a layered graph (normalised units).
+
+    Args:
+        graph: the pruned, normalised graph (must not be empty).
+        mu: the barrier weight to solve for exactly; ``None`` for the ``mu -> 0`` limit.
+        rtol: for ``mu=None``, the bound on ``max|phi - phi*| / max|phi*|``.
+        mu_start: first point of the central path.
+        shrink: factor by which ``mu`` decreases between centring stages.
+        max_iter: cap on the total number of Newton steps.
+
+    For ``mu=None`` each pair of consecutive central points is extrapolated to ``mu = 0``
+    (:func:`_combine`); the run stops when two consecutive extrapolations agree to
+    ``rtol * max|phi|`` (the later one is then about ``shrink^2`` times closer still).
+    """
+    x = feasible_start(graph)
+    target = mu
+    mu_k = mu_start if target is None else max(mu_start, target)
+    total = 0
+    prev: FlowState | None = None
+    best: FlowState | None = None
+    err = math.inf
+    converged = False
+    tol = 1e-12
+    while total < max_iter:
+        x, steps, lam2 = center(graph, x, mu_k, tol, max_iter - total)
+        total += steps
+        centred = lam2 <= 1e-8
+        if target is not None:
+            if mu_k <= target:
+                converged = centred
+                err = 0.0 if centred else math.inf
+                break
+            mu_next = max(target, mu_k * shrink)
+        else:
+            if prev is not None and centred:
+                extra = _combine(x, prev, shrink)
+                if best is not None:
+                    err = float(np.abs(extra.source - best.source).max())
+                    if err <= rtol * float(np.abs(extra.source).max()):
+                        x, converged = extra, True
+                        break
+                best = extra
+            prev = x
+            if mu_k < 1e-13:
+                break
+            mu_next = mu_k * shrink
+        x = _predict(graph, x, mu_k, mu_next)
+        mu_k = mu_next
+    if not converged:
+        warnings.warn(
+            f"barrier Newton stopped after {total} steps at mu={mu_k:.2e} without meeting its "
+            f"accuracy target (estimated error {err:.2e}); results may be inaccurate",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    return x, NewtonReport(iterations=total, mu=mu_k, error_estimate=err, converged=converged)
