@@ -99,15 +99,16 @@ def feasible_start(graph: LayeredGraph) -> FlowState:
     One unit enters each live input node and is routed proportionally to the live capacities of
     its out-edges; the whole flow is then scaled so that no edge uses more than half its capacity.
     """
-    caps, live = graph.caps, graph.live
+    caps = graph.caps
     n_layers, t, _ = caps.shape
     node_flow = graph.source.astype(np.float64)
     layers = np.zeros_like(caps)
     worst = 0.0
     for k in range(n_layers):
         out_cap = caps[k].sum(axis=0)  # (t,) capacity leaving each node of layer k
-        share = np.divide(caps[k], out_cap[None, :], out=np.zeros_like(caps[k]),
-                          where=out_cap[None, :] > 0)
+        share = np.divide(
+            caps[k], out_cap[None, :], out=np.zeros_like(caps[k]), where=out_cap[None, :] > 0
+        )
         layers[k] = share * node_flow[None, :]
         ratio = np.divide(node_flow, out_cap, out=np.zeros(t), where=out_cap > 0)
         worst = max(worst, float(ratio.max()))
@@ -133,8 +134,13 @@ def objective(graph: LayeredGraph, x: FlowState, mu: float) -> float:
     z = x.sink[graph.sink]
     if (f <= 0).any() or (f >= u).any() or (s <= 0).any() or (z <= 0).any() or x.value <= 0:
         return math.inf
-    barrier = (np.log(f).sum() + np.log(u - f).sum() + np.log(s).sum() + np.log(z).sum()
-               + math.log(x.value))
+    barrier = (
+        np.log(f).sum()
+        + np.log(u - f).sum()
+        + np.log(s).sum()
+        + np.log(z).sum()
+        + math.log(x.value)
+    )
     return -x.value - mu * barrier
 
 
@@ -196,16 +202,27 @@ def newton_step(graph: LayeredGraph, x: FlowState, mu: float, tangent: bool = Fa
     q_f = g_f + w_z
     # iterative refinement of conservation: B (keep * f - D q) must vanish
     for _ in range(2):
-        dw, dw_z = fac.solve(*divergence(keep * x.layers - d_l * q_l, keep * x.source - d_s * q_s,
-                                         keep * x.sink - d_z * q_z, keep * x.value - d_f * q_f))
+        dw, dw_z = fac.solve(
+            *divergence(
+                keep * x.layers - d_l * q_l,
+                keep * x.source - d_s * q_s,
+                keep * x.sink - d_z * q_z,
+                keep * x.value - d_f * q_f,
+            )
+        )
         q_l = q_l + np.where(live, dw[:-1][:, None, :] - dw[1:][:, :, None], 0.0)
         q_s = q_s + np.where(graph.source, -dw[0], 0.0)
         q_z = q_z + np.where(graph.sink, dw[n_layers] - dw_z, 0.0)
         q_f = q_f + dw_z
     # --- flow step df = -d q with q = g + B^T w (s grounded); lambda^2 = sum d q^2
     dec = float((d_l * q_l * q_l).sum() + d_s @ (q_s * q_s) + d_z @ (q_z * q_z) + d_f * q_f**2)
-    return _Step(layers=-d_l * q_l, source=-d_s * q_s, sink=-d_z * q_z, value=float(-d_f * q_f),
-                 decrement=dec)
+    return _Step(
+        layers=-d_l * q_l,
+        source=-d_s * q_s,
+        sink=-d_z * q_z,
+        value=float(-d_f * q_f),
+        decrement=dec,
+    )
 
 
 def divergence(
@@ -334,16 +351,22 @@ def _move(x: FlowState, step: _Step, alpha: float) -> FlowState:
 
 
 def _scaled(step: _Step, factor: float) -> _Step:
-    return _Step(layers=step.layers * factor, source=step.source * factor,
-                 sink=step.sink * factor, value=step.value * factor, decrement=0.0)
+    return _Step(
+        layers=step.layers * factor,
+        source=step.source * factor,
+        sink=step.sink * factor,
+        value=step.value * factor,
+        decrement=0.0,
+    )
 
 
 def _combine(x: FlowState, x_prev: FlowState, shrink: float) -> FlowState:
     """Richardson extrapolation to ``mu = 0`` of two central points ``x(mu)``, ``x(mu / shrink)``.
 
-    The central path is analytic at ``mu = 0`` for linear programs, ``x(mu) = x* + mu x1 + O(mu^2)``,
-    so ``(x - shrink * x_prev) / (1 - shrink)`` is ``O(mu^2)`` from the limit. An affine combination
-    of two circulations is a circulation: conservation (and so efficiency) holds exactly.
+    The central path is analytic at ``mu = 0`` for linear programs,
+    ``x(mu) = x* + mu x1 + O(mu^2)``, so ``(x - shrink * x_prev) / (1 - shrink)`` is
+    ``O(mu^2)`` from the limit. An affine combination of two circulations is a circulation:
+    conservation (and so efficiency) holds exactly.
     """
     c = 1.0 / (1.0 - shrink)
     return FlowState(

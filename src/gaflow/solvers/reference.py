@@ -76,8 +76,9 @@ def cvxpy_barrier(
     u = np.array([edges[e][2] for e in capped])
     objective = -f[-1] - mu * cp.sum(cp.log(f)) - mu * cp.sum(cp.log(u - f[capped]))
     problem = cp.Problem(cp.Minimize(objective), [inc @ f == 0])
-    problem.solve(solver="CLARABEL", tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12,
-                  max_iter=500)
+    problem.solve(
+        solver="CLARABEL", tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12, max_iter=500
+    )
     phi = np.zeros(t)
     for e, (a, b, _) in enumerate(edges):
         if a == "s":

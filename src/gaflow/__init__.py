@@ -1,0 +1,28 @@
+"""gaflow: Generalized Attention Flow attributions for Transformer models.
+
+Public names (stable): :func:`explain`, :func:`solve_flow`, :func:`load_model`,
+:class:`Explanation`, :class:`FlowSolution`, :func:`register_tensor`.
+"""
+
+from .api import explain, load_model
+from .errors import ConvergenceWarning, GaflowError, InputError, ModelError, UnknownNameError
+from .flow.tensors import register_tensor
+from .result import Explanation
+from .solvers import FlowSolution, solve_flow
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConvergenceWarning",
+    "Explanation",
+    "FlowSolution",
+    "GaflowError",
+    "InputError",
+    "ModelError",
+    "UnknownNameError",
+    "__version__",
+    "explain",
+    "load_model",
+    "register_tensor",
+    "solve_flow",
+]

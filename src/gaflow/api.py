@@ -1,0 +1,254 @@
+"""Public entry points: :func:`explain` and :func:`load_model`.
+
+Data flows one way: text -> tokenize -> capture (A, dA) -> information tensor -> flow graph ->
+barrier max-flow -> per-token scores -> :class:`~gaflow.result.Explanation`.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Sequence
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+import torch
+
+from .capture import capture, ensure_eager
+from .errors import InputError, UnknownNameError
+from .flow.tensors import INFORMATION_TENSORS, information_tensor
+from .result import Explanation
+from .solvers import solve_flow
+
+DEFAULT_MODEL = "minilm-sst2"
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("gaflow", "torch", "transformers", "numpy", "scipy"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:  # pragma: no cover
+            out[pkg] = "unknown"
+    return out
+
+
+def load_model(name_or_path: str | None = None, *, num_labels: int | None = None):
+    """Load a sequence classifier and its tokenizer with eager attention.
+
+    Args:
+        name_or_path: a Hugging Face hub id or a local directory. ``None`` is the embedded
+            default model (``minilm-sst2``), which ships with the model zoo.
+        num_labels: passed to ``from_pretrained`` when given.
+
+    Returns:
+        ``(model, tokenizer)``, the model in eval mode.
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    name = DEFAULT_MODEL if name_or_path is None else name_or_path
+    if not isinstance(name, str) or not name.strip():
+        raise InputError("name_or_path must be a non-empty string (hub id or local path)")
+    if name == DEFAULT_MODEL:
+        raise InputError(
+            f"the embedded default model {DEFAULT_MODEL!r} is not available in this version; "
+            "pass a hub id or a local model directory (e.g. --model path/to/model)"
+        )
+    kwargs: dict[str, Any] = {"attn_implementation": "eager"}
+    if num_labels is not None:
+        kwargs["num_labels"] = num_labels
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(name, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(name)
+    except OSError as exc:
+        raise InputError(
+            f"could not load model {name!r}: {exc}. Offline, pass a local directory that holds "
+            "config.json, the weights and the tokenizer files."
+        ) from exc
+    model.eval()
+    return model, tokenizer
+
+
+def _resolve_target(model, target: int | str | None) -> int | None:
+    if target is None:
+        return None
+    if isinstance(target, bool):
+        raise InputError(f"target must be a class index or label name, got {target!r}")
+    if isinstance(target, int | np.integer):
+        return int(target)
+    if isinstance(target, str):
+        label2id = {str(k).lower(): int(v) for k, v in model.config.label2id.items()}
+        if target.lower() in label2id:
+            return label2id[target.lower()]
+        if target.lstrip("-").isdigit():
+            return int(target)
+        raise UnknownNameError(
+            f"unknown target label {target!r}; the model's labels are "
+            f"{', '.join(str(k) for k in model.config.label2id)} (or pass a class index)"
+        )
+    raise InputError(f"target must be a class index or label name, got {type(target).__name__}")
+
+
+def _output_positions(outputs: str | Sequence[int], n_real: int) -> list[int] | None:
+    if isinstance(outputs, str):
+        if outputs == "all":
+            return None
+        if outputs == "first":
+            return [0]
+        raise InputError(f"outputs must be 'all', 'first' or a list of positions, got {outputs!r}")
+    positions = [int(p) for p in outputs]
+    for p in positions:
+        if not -n_real <= p < n_real:
+            raise InputError(f"output position {p} is out of range for {n_real} tokens")
+    return positions
+
+
+def explain(
+    model,
+    tokenizer,
+    text: str | Sequence[str],
+    method: str = "agf",
+    target: int | str | None = None,
+    outputs: str | Sequence[int] = "all",
+    mu: float | None = None,
+    *,
+    batch_size: int = 16,
+    truncation: bool = False,
+    max_length: int | None = None,
+    rtol: float = 1e-6,
+) -> Explanation | list[Explanation]:
+    """Explain a sequence classifier's prediction by Generalized Attention Flow.
+
+    Args:
+        model: a Hugging Face sequence classifier (switched to eager attention if needed).
+        tokenizer: its tokenizer (a fast tokenizer gives the per-word view).
+        text: one text (returns one :class:`Explanation`) or a list (returns a list).
+        method: information tensor: ``agf`` (default), ``af``, ``gf`` or a registered name.
+        target: class index or label name; ``None`` explains the predicted class.
+        outputs: ``"all"`` last-layer tokens (the paper's Algorithm 1), ``"first"`` ([CLS]), or
+            a list of token positions linked to the super-sink.
+        mu: barrier weight (relative to the largest capacity); ``None`` = central max flow.
+        batch_size: texts per forward/backward pass.
+        truncation: allow cutting texts longer than the model's maximum (reported in ``config``).
+        max_length: maximum tokens (default: the tokenizer's / model's limit).
+        rtol: solver accuracy for ``mu=None``.
+    """
+    single = isinstance(text, str)
+    texts = [text] if single else list(text)
+    if not texts:
+        raise InputError("no text to explain: pass a string or a non-empty list of strings")
+    for k, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise InputError(f"text #{k} is a {type(t).__name__}, not a string")
+        if not t.strip():
+            raise InputError(f"text #{k} is empty or whitespace only")
+    if method not in INFORMATION_TENSORS:
+        raise UnknownNameError(
+            f"unknown method {method!r}; known: {', '.join(sorted(INFORMATION_TENSORS))}"
+        )
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    tgt = _resolve_target(model, target)
+    limit = max_length or _model_limit(model, tokenizer)
+
+    results: list[Explanation] = []
+    for start in range(0, len(texts), batch_size):
+        chunk = texts[start : start + batch_size]
+        results.extend(
+            _explain_batch(
+                model, tokenizer, chunk, method, tgt, outputs, mu, truncation, limit, rtol
+            )
+        )
+    return results[0] if single else results
+
+
+def _model_limit(model, tokenizer) -> int:
+    limits = [
+        getattr(model.config, "max_position_embeddings", None),
+        getattr(tokenizer, "model_max_length", None),
+    ]
+    limits = [int(x) for x in limits if isinstance(x, int) and 0 < x < 10**6]
+    return min(limits) if limits else 512
+
+
+def _explain_batch(model, tokenizer, texts, method, tgt, outputs, mu, truncation, limit, rtol):
+    ensure_eager(model)
+    lengths = [len(tokenizer(t, add_special_tokens=True)["input_ids"]) for t in texts]
+    too_long = [(k, n) for k, n in enumerate(lengths) if n > limit]
+    if too_long and not truncation:
+        k, n = too_long[0]
+        raise InputError(
+            f"text #{k} has {n} tokens, more than the model's maximum of {limit}; pass "
+            "truncation=True (CLI: --truncate) to explain only its first tokens"
+        )
+    enc = tokenizer(
+        texts,
+        padding=True,
+        truncation=True,
+        max_length=limit,
+        return_tensors="pt",
+        return_offsets_mapping=getattr(tokenizer, "is_fast", False),
+        return_special_tokens_mask=True,
+    )
+    offsets = enc.pop("offset_mapping", None)
+    special_mask = enc.pop("special_tokens_mask")
+    device = next(model.parameters()).device
+    inputs = {k: v.to(device) for k, v in enc.items()}
+    cap = capture(model, inputs, [tgt] * len(texts))
+    probs = torch.softmax(torch.from_numpy(cap.logits), dim=-1).numpy()
+    id2label = getattr(model.config, "id2label", {}) or {}
+    out = []
+    for b, text in enumerate(texts):
+        real = np.flatnonzero(cap.mask[b])
+        attn = cap.attentions[b][:, :, real][:, :, :, real]
+        grad = cap.gradients[b][:, :, real][:, :, :, real]
+        caps = information_tensor(method, attn, grad)
+        positions = _output_positions(outputs, len(real))
+        sol = solve_flow(caps, positions, mu=mu, rtol=rtol)
+        ids = enc["input_ids"][b, real].tolist()
+        word_ids = enc.word_ids(b) if getattr(tokenizer, "is_fast", False) else [None] * len(ids)
+        word_ids = [word_ids[p] for p in real]
+        special = special_mask[b, real].numpy().astype(bool)
+        if not getattr(tokenizer, "is_fast", False):  # no word alignment: one word per token
+            word_ids = [None if special[p] else p for p in range(len(ids))]
+        spans = (
+            [tuple(int(v) for v in offsets[b, p]) for p in real]
+            if offsets is not None
+            else [(0, 0)] * len(ids)
+        )
+        target = int(cap.targets[b])
+        out.append(
+            Explanation(
+                text=text,
+                tokens=tokenizer.convert_ids_to_tokens(ids),
+                scores=sol.attributions,
+                special=special,
+                word_ids=word_ids,
+                offsets=spans,
+                target=target,
+                target_label=str(id2label.get(target, target)),
+                probability=float(probs[b, target]),
+                predicted=int(probs[b].argmax()),
+                method=method,
+                flow_value=sol.value,
+                config={
+                    "method": method,
+                    "outputs": outputs if isinstance(outputs, str) else list(outputs),
+                    "mu": mu,
+                    "rtol": rtol,
+                    "target_requested": tgt,
+                    "truncated": lengths[b] > limit,
+                    "n_tokens": int(len(real)),
+                    "solver": {
+                        "iterations": sol.iterations,
+                        "mu_final": sol.mu,
+                        "error_estimate": sol.error_estimate,
+                        "converged": sol.converged,
+                    },
+                    "model": getattr(model.config, "_name_or_path", "") or model.__class__.__name__,
+                    "model_class": model.__class__.__name__,
+                    "versions": _versions(),
+                },
+            )
+        )
+    return out

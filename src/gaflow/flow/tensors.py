@@ -1,0 +1,51 @@
+"""Information tensors (GAF Sec. 3.2): per layer, a head-averaged (t, t) capacity matrix.
+
+Each function maps attention ``A`` and its gradient ``G`` (both (L, H, t, t), row = receiving
+token) to ``(L, t, t)`` non-negative capacities:
+
+* ``af``:  mean_h(A)                      (attention flow)
+* ``gf``:  mean_h(max(G, 0))              (gradient flow)
+* ``agf``: mean_h(max(A * G, 0))          (attention x gradient flow; positive part before the mean)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ..errors import InputError, UnknownNameError
+
+TensorFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+INFORMATION_TENSORS: dict[str, TensorFn] = {
+    "af": lambda a, g: a.mean(axis=1),
+    "gf": lambda a, g: np.maximum(g, 0.0).mean(axis=1),
+    "agf": lambda a, g: np.maximum(a * g, 0.0).mean(axis=1),
+}
+
+
+def register_tensor(name: str, fn: TensorFn, *, overwrite: bool = False) -> None:
+    """Register ``fn(A, G) -> (L, t, t)`` as an information tensor usable as ``method=name``."""
+    if not isinstance(name, str) or not name:
+        raise InputError("an information tensor needs a non-empty string name")
+    if name in INFORMATION_TENSORS and not overwrite:
+        raise InputError(f"information tensor {name!r} exists; pass overwrite=True to replace it")
+    if not callable(fn):
+        raise InputError(f"information tensor {name!r} must be callable (A, G) -> capacities")
+    INFORMATION_TENSORS[name] = fn
+
+
+def information_tensor(name: str, attentions: np.ndarray, gradients: np.ndarray) -> np.ndarray:
+    """Apply the registered tensor ``name`` to (L, H, t, t) arrays; checks the result."""
+    if name not in INFORMATION_TENSORS:
+        raise UnknownNameError(
+            f"unknown method {name!r}; known: {', '.join(sorted(INFORMATION_TENSORS))}"
+        )
+    caps = np.asarray(INFORMATION_TENSORS[name](attentions, gradients), dtype=np.float64)
+    expected = (attentions.shape[0], attentions.shape[2], attentions.shape[3])
+    if caps.shape != expected:
+        raise InputError(f"information tensor {name!r} returned shape {caps.shape}, not {expected}")
+    if not np.isfinite(caps).all() or (caps < 0).any():
+        raise InputError(f"information tensor {name!r} returned negative or non-finite capacities")
+    return caps

@@ -1,0 +1,227 @@
+"""The barrier Newton solver against hand-derived values and independent references."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import maximum_flow
+
+from gaflow import InputError, solve_flow
+from gaflow.solvers.reference import cvxpy_barrier, exact_max_flow_value
+
+
+def random_caps(rng, n_layers, t, density=0.7):
+    caps = rng.random((n_layers, t, t))
+    return caps * (rng.random((n_layers, t, t)) < density)
+
+
+def test_hand_derived_two_layer_three_token():
+    """2 layers, 3 tokens; derived on paper.
+
+    Layer 0 -> 1: token 0 sends 1.0 to token 0 and 1.0 to token 1; token 1 sends 1.0 to token 1;
+    token 2 sends nothing. Layer 1 -> 2: node 0 -> 0 with capacity 0.5, node 1 -> 0 with 1.0 and
+    node 1 -> 2 with 1.0. Outputs: all tokens.
+    Max flow = 2.5: node (1,0) can pass 0.5, node (1,1) can pass 2.0; (1,1) receives at most
+    1 (from token 0) + 1 (from token 1) = 2, (1,0) at most 1 (from token 0).
+    Every maximum flow saturates (1,0)->(2,0) = 0.5 and both out-edges of (1,1): 2.0 in total.
+    So (1,1) needs 2.0 in: both of its in-edges are saturated, f((0,0)->(1,1)) = 1 and
+    f((0,1)->(1,1)) = 1, and f((0,0)->(1,0)) = 0.5. Hence phi = (1.5, 1.0, 0) uniquely:
+    token 2 has no out-edge (nullity), and F = 2.5.
+    """
+    caps = np.zeros((2, 3, 3))
+    caps[0, 0, 0] = caps[0, 1, 0] = caps[0, 1, 1] = 1.0
+    caps[1, 0, 0] = 0.5
+    caps[1, 0, 1] = caps[1, 2, 1] = 1.0
+    sol = solve_flow(caps)
+    np.testing.assert_allclose(sol.attributions, [1.5, 1.0, 0.0], atol=1e-7)
+    assert sol.attributions[2] == 0.0
+    assert sol.value == pytest.approx(2.5, rel=1e-8)
+    assert sol.converged
+
+
+def test_hand_derived_symmetric_split():
+    """One layer, two tokens into one output of capacity split 1:1 -> equal shares (symmetry).
+
+    With outputs {0}: edges (0,0)->(1,0) and (0,1)->(1,0), both capacity 1; max flow 2 saturates
+    both, so phi = (1, 1). Capacity 0.3 on the second edge gives phi = (1, 0.3).
+    """
+    caps = np.array([[[1.0, 1.0], [0.0, 0.0]]])
+    np.testing.assert_allclose(solve_flow(caps, outputs=[0]).attributions, [1, 1], atol=1e-7)
+    caps[0, 0, 1] = 0.3
+    np.testing.assert_allclose(solve_flow(caps, outputs=[0]).attributions, [1, 0.3], atol=1e-7)
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_matches_cvxpy_reference_explicit_mu(seed):
+    rng = np.random.default_rng(seed)
+    n_layers, t = int(rng.integers(1, 4)), int(rng.integers(2, 5))
+    caps = random_caps(rng, n_layers, t, density=0.5 if seed % 3 == 0 else 0.8)
+    outputs = None if seed % 2 == 0 else [int(rng.integers(0, t))]
+    if exact_max_flow_value(caps, outputs) == 0:
+        caps[:, :, 0] += 0.5  # make sure some flow exists
+    for mu in (1e-2, 1e-3):
+        sol = solve_flow(caps, outputs, mu=mu)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref, value = cvxpy_barrier(caps, outputs, mu)
+        assert sol.converged
+        err = np.abs(sol.attributions - ref).max() / np.abs(ref).max()
+        assert err < 1e-6, (seed, mu, err)
+        assert sol.value == pytest.approx(value, rel=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_central_flow_is_a_maximum_flow(seed):
+    rng = np.random.default_rng(100 + seed)
+    n_layers, t = int(rng.integers(1, 5)), int(rng.integers(2, 9))
+    caps = random_caps(rng, n_layers, t)
+    outputs = None if seed % 2 else [0]
+    sol = solve_flow(caps, outputs)
+    exact = exact_max_flow_value(caps, outputs)
+    assert sol.value == pytest.approx(exact, rel=1e-6, abs=1e-12)
+    assert sol.attributions.sum() == pytest.approx(sol.value, rel=1e-12, abs=1e-14)
+
+
+def test_max_flow_value_against_scipy_integer_maximum_flow():
+    rng = np.random.default_rng(7)
+    n_layers, t = 3, 6
+    caps = rng.integers(0, 20, size=(n_layers, t, t)).astype(float)
+    big = int(caps.sum()) + 1
+    n = 2 + (n_layers + 1) * t  # s = 0, z = 1, node (l, i) = 2 + l * t + i
+    dense = np.zeros((n, n), dtype=np.int32)
+    for j in range(t):
+        dense[0, 2 + j] = big
+        dense[2 + n_layers * t + j, 1] = big
+    for layer in range(n_layers):
+        for i in range(t):
+            for j in range(t):
+                dense[2 + layer * t + j, 2 + (layer + 1) * t + i] = int(caps[layer, i, j])
+    exact = maximum_flow(csr_matrix(dense), 0, 1).flow_value
+    assert solve_flow(caps).value == pytest.approx(exact, rel=1e-7)
+
+
+def test_central_flow_stable_as_mu_shrinks():
+    rng = np.random.default_rng(3)
+    caps = random_caps(rng, 3, 5)
+    central = solve_flow(caps).attributions
+    gaps = [
+        np.abs(solve_flow(caps, mu=mu).attributions - central).max() for mu in (1e-3, 1e-5, 1e-7)
+    ]
+    assert gaps[0] > gaps[1] > gaps[2]
+    assert gaps[2] < 1e-4 * np.abs(central).max()
+
+
+def test_pruning_and_padding_tokens():
+    rng = np.random.default_rng(5)
+    caps = random_caps(rng, 2, 4, density=1.0)
+    caps[:, :, 3] = 0.0  # token 3 never sends: pruned everywhere
+    sol = solve_flow(caps)
+    assert sol.attributions[3] == 0.0
+    # a padding token is not a node: same result as dropping it
+    masked = solve_flow(caps, tokens=np.array([True, True, True, False]))
+    dropped = solve_flow(caps[:, :3, :3])
+    np.testing.assert_allclose(masked.attributions[:3], dropped.attributions, rtol=1e-6)
+    assert masked.attributions[3] == 0.0
+
+
+def test_no_path_gives_zero_flow():
+    caps = np.zeros((2, 3, 3))
+    caps[0, 1, 0] = 1.0  # reaches layer 1 only
+    sol = solve_flow(caps)
+    assert sol.value == 0.0 and not sol.attributions.any()
+
+
+def test_keep_flows_conserve():
+    rng = np.random.default_rng(11)
+    caps = random_caps(rng, 3, 5)
+    sol = solve_flow(caps, keep_flows=True)
+    flows = sol.layer_flows
+    assert flows.shape == caps.shape
+    assert (flows <= caps + 1e-9).all() and (flows >= -1e-12).all()
+    np.testing.assert_allclose(flows[0].sum(axis=0), sol.attributions, rtol=1e-9, atol=1e-12)
+    for layer in range(1, 3):
+        np.testing.assert_allclose(
+            flows[layer].sum(axis=0), flows[layer - 1].sum(axis=1), rtol=1e-9, atol=1e-12
+        )
+
+
+@pytest.mark.parametrize(
+    "caps, match",
+    [
+        (np.ones((2, 3)), "shape"),
+        (np.ones((2, 3, 4)), "shape"),
+        (-np.ones((1, 2, 2)), ">= 0"),
+        (np.full((1, 2, 2), np.nan), "NaN"),
+        (np.zeros((0, 2, 2)), "at least one layer"),
+    ],
+)
+def test_bad_capacities(caps, match):
+    with pytest.raises(InputError, match=match):
+        solve_flow(caps)
+
+
+def test_bad_options():
+    caps = np.ones((1, 2, 2))
+    with pytest.raises(InputError, match="mu"):
+        solve_flow(caps, mu=-1.0)
+    with pytest.raises(InputError, match="out of range"):
+        solve_flow(caps, outputs=[5])
+    with pytest.raises(InputError, match="at least one"):
+        solve_flow(caps, outputs=[])
+
+
+# ----------------------------------------------------------------- properties (hypothesis)
+
+caps_strategy = st.tuples(st.integers(1, 3), st.integers(2, 5), st.integers(0, 10_000))
+
+
+@settings(max_examples=25, deadline=None)
+@given(caps_strategy)
+def test_efficiency_and_nonnegativity(spec):
+    n_layers, t, seed = spec
+    caps = random_caps(np.random.default_rng(seed), n_layers, t)
+    sol = solve_flow(caps)
+    assert np.isfinite(sol.attributions).all()
+    assert sol.attributions.sum() == pytest.approx(sol.value, rel=1e-10, abs=1e-12)
+    assert (sol.attributions > -1e-9 * max(1.0, sol.value)).all()
+
+
+@settings(max_examples=20, deadline=None)
+@given(caps_strategy)
+def test_permutation_equivariance(spec):
+    """Relabelling tokens (the same permutation in every layer) permutes the attributions."""
+    n_layers, t, seed = spec
+    rng = np.random.default_rng(seed)
+    caps = random_caps(rng, n_layers, t)
+    perm = rng.permutation(t)
+    permuted = caps[:, perm][:, :, perm]
+    a = solve_flow(caps).attributions
+    b = solve_flow(permuted).attributions
+    np.testing.assert_allclose(b, a[perm], atol=1e-6 * max(1.0, np.abs(a).max()))
+
+
+@settings(max_examples=20, deadline=None)
+@given(caps_strategy)
+def test_symmetry_duplicate_tokens(spec):
+    """Two interchangeable input tokens (identical sending columns) get equal scores."""
+    n_layers, t, seed = spec
+    rng = np.random.default_rng(seed)
+    caps = random_caps(rng, n_layers, t + 1)
+    caps[0, :, t] = caps[0, :, t - 1]  # token t is a copy of token t-1 in what it sends
+    a = solve_flow(caps).attributions
+    assert a[t] == pytest.approx(a[t - 1], rel=1e-6, abs=1e-9)
+
+
+@settings(max_examples=15, deadline=None)
+@given(caps_strategy)
+def test_scale_equivariance(spec):
+    n_layers, t, seed = spec
+    caps = random_caps(np.random.default_rng(seed), n_layers, t)
+    a = solve_flow(caps).attributions
+    b = solve_flow(caps * 37.0).attributions
+    np.testing.assert_allclose(b, 37.0 * a, rtol=1e-6, atol=1e-9)
