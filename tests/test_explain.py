@@ -198,3 +198,22 @@ def test_load_model_local_directory_and_cli(tiny_bert, tmp_path, capsys):
     )
     assert main(["explain", TEXT, "--model", str(tmp_path / "m"), "-o", str(out)]) == 2
     assert "exists" in capsys.readouterr().err
+
+
+def test_model_without_attentions_is_a_clear_error(tiny_bert):
+    """A model whose forward returns no attention weights fails loudly, never silently."""
+    model, tok = tiny_bert
+
+    class NoAttentions(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = model
+            self.config = model.config
+
+        def forward(self, **kwargs):
+            out = self.inner(**kwargs)
+            out.attentions = None
+            return out
+
+    with pytest.raises(ModelError, match="no attention weights"):
+        gaflow.explain(NoAttentions(), tok, TEXT)

@@ -462,7 +462,10 @@ def solve_barrier(
                         x, converged = extra, True
                         break
                 best = extra
-            prev = x
+            # only centred points lie on the central path that the extrapolation assumes
+            prev = x if centred else None
+            if not centred:
+                best = None
             if mu_k < 1e-13:
                 break
             mu_next = mu_k * shrink
