@@ -1,5 +1,10 @@
-"""Quick start with a tiny random BERT classifier (offline; the scores are meaningless)."""
+"""Quick start with a tiny random BERT classifier (offline; the scores are meaningless).
 
+``python examples/quickstart.py [FOLDER]`` also saves the model and tokenizer to FOLDER, so that
+``gaflow explain "..." --model FOLDER`` can be tried from the command line.
+"""
+
+import sys
 import tempfile
 from pathlib import Path
 
@@ -23,3 +28,8 @@ print("target", exp.target_label, f"p={exp.probability:.3f}", f"flow={exp.flow_v
 for word, score in exp.words():
     print(f"{word:>10s} {score:.4g}")
 assert abs(exp.scores.sum() - exp.flow_value) <= 1e-9 * exp.flow_value
+
+if len(sys.argv) > 1:
+    model.save_pretrained(sys.argv[1])
+    tokenizer.save_pretrained(sys.argv[1])
+    print(f"saved the tiny model to {sys.argv[1]}")
