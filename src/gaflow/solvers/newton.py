@@ -189,24 +189,17 @@ def newton_step(graph: LayeredGraph, x: FlowState, mu: float, tangent: bool = Fa
         g_l, g_s, g_z, g_f = g_l / mu, g_s / mu, g_z / mu, -1.0 / x.value
     keep = 0.0 if tangent else 1.0
 
-    # --- right-hand side r = B a with a = f - d g  (B: +1 where an edge leaves a node)
-    a_l = np.where(live, keep * x.layers - d_l * g_l, 0.0)
-    a_s = np.where(graph.source, keep * x.source - d_s * g_s, 0.0)
-    a_z = np.where(graph.sink, keep * x.sink - d_z * g_z, 0.0)
-    a_f = keep * x.value - d_f * g_f
+    # --- node potentials: (B D B^T) w = B (keep * f - D g), then q = g + B^T w. The first pass
+    # starts from q = g; two more passes are iterative refinement of conservation (each solves
+    # for the residual B (keep * f - D q) left by rounding and corrects q by it).
     fac = factor(graph, d_l, d_s, d_z, d_f)
-    w, w_z = fac.solve(*divergence(a_l, a_s, a_z, a_f))
-    q_l = np.where(live, g_l + w[:-1][:, None, :] - w[1:][:, :, None], 0.0)
-    q_s = np.where(graph.source, g_s - w[0], 0.0)
-    q_z = np.where(graph.sink, g_z + w[n_layers] - w_z, 0.0)
-    q_f = g_f + w_z
-    # iterative refinement of conservation: B (keep * f - D q) must vanish
-    for _ in range(2):
+    q_l, q_s, q_z, q_f = g_l, g_s, g_z, g_f
+    for _ in range(3):
         dw, dw_z = fac.solve(
             *divergence(
-                keep * x.layers - d_l * q_l,
-                keep * x.source - d_s * q_s,
-                keep * x.sink - d_z * q_z,
+                np.where(live, keep * x.layers - d_l * q_l, 0.0),
+                np.where(graph.source, keep * x.source - d_s * q_s, 0.0),
+                np.where(graph.sink, keep * x.sink - d_z * q_z, 0.0),
                 keep * x.value - d_f * q_f,
             )
         )
