@@ -100,3 +100,16 @@ def tiny_bert(tokenizer):
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+@pytest.fixture(scope="session")
+def data_dir():
+    """The local data folder: $GAFLOW_DATA, else ../shared/data next to the repository."""
+    import os
+    from pathlib import Path
+
+    env = os.environ.get("GAFLOW_DATA")
+    path = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+    if not (path / "sst2").is_dir():
+        pytest.skip(f"local datasets not found at {path} (set GAFLOW_DATA)")
+    return path

@@ -1,0 +1,5 @@
+"""Datasets for training and evaluation: local files first, the HF hub when online."""
+
+from .loaders import DATASETS, TextDataset, data_root, load_dataset
+
+__all__ = ["DATASETS", "TextDataset", "data_root", "load_dataset"]
