@@ -170,9 +170,7 @@ def test_nan_attention_is_reported(tiny_bert):
         capture(broken, dict(tok(TEXT, return_tensors="pt")), [None])
 
 
-def test_load_model_default_and_missing_path(tmp_path):
-    with pytest.raises(InputError, match="default model"):
-        gaflow.load_model()
+def test_load_model_missing_path(tmp_path):
     with pytest.raises(InputError, match="could not load"):
         gaflow.load_model(str(tmp_path / "missing"))
 

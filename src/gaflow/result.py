@@ -26,8 +26,11 @@ class Explanation:
         probability: softmax probability of ``target``.
         predicted: the class the model predicts.
         method: the attribution method (``agf``, ``af``, ``gf``, ...).
-        flow_value: the maximum-flow value ``F`` (= ``scores.sum()`` for flow methods).
+        flow_value: the maximum-flow value ``F`` (= ``scores.sum()``) for flow methods; for the
+            baselines, the sum of their scores.
         config: everything needed to reproduce the result (options, model, package versions).
+        flows: optional (L, t, t) edge flows, ``flows[l, i, j]`` on ``(l, j) -> (l+1, i)``
+            (``explain(..., keep_flows=True)``); needed by :meth:`flow_figure`.
     """
 
     text: str
@@ -43,6 +46,7 @@ class Explanation:
     method: str
     flow_value: float
     config: dict[str, Any] = field(default_factory=dict)
+    flows: np.ndarray | None = None
 
     def words(self) -> list[tuple[str, float]]:
         """Per-word scores (sum over a word's sub-word tokens); special tokens left out."""
@@ -74,6 +78,7 @@ class Explanation:
             "method": self.method,
             "flow_value": float(self.flow_value),
             "config": self.config,
+            **({} if self.flows is None else {"flows": np.asarray(self.flows).tolist()}),
         }
 
     def to_json(self, indent: int | None = None) -> str:
@@ -99,11 +104,31 @@ class Explanation:
             method=data["method"],
             flow_value=float(data["flow_value"]),
             config=data["config"],
+            flows=None if data.get("flows") is None else np.asarray(data["flows"], dtype=float),
         )
 
     @classmethod
     def from_json(cls, text: str) -> Explanation:
         return cls.from_dict(json.loads(text))
+
+    def to_html(self, others: list[Explanation] | None = None, title: str | None = None) -> str:
+        """A self-contained HTML heat-map document; ``others`` (e.g. other methods for the same
+        text) are shown as extra rows below this one."""
+        from .viz.html import render_html
+
+        return render_html([self, *(others or [])], title=title)
+
+    def _repr_html_(self) -> str:  # notebooks
+        from .viz.html import render_fragment
+
+        return render_fragment(self)
+
+    def flow_figure(self, top_k: int = 150, threshold: float | None = None):
+        """The largest edge flows as a :class:`~gaflow.viz.flowplot.FlowFigure` (``.to_svg()``,
+        ``.save("x.png")``); needs ``flows`` (``explain(..., keep_flows=True)``)."""
+        from .viz.flowplot import flow_figure
+
+        return flow_figure(self, top_k=top_k, threshold=threshold)
 
     def to_dataframe(self):
         """One row per token: ``token``, ``score``, ``special``, ``word_id``, ``start``, ``end``."""

@@ -6,6 +6,7 @@ GAF (Azarkhalili & Libbrecht 2025), Sec. 3.1: the gradient is that of the target
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,6 +54,42 @@ def ensure_eager(model: torch.nn.Module) -> None:
     warnings.warn(f"switched the model's attention from {impl!r} to 'eager'", stacklevel=3)
 
 
+@contextmanager
+def differentiable(model: torch.nn.Module):
+    """Make the forward graph differentiable even when every weight is frozen
+    (``requires_grad=False``, e.g. a merged LoRA model): a hook marks the input embeddings'
+    output as requiring grad. Weight gradients are never computed; the hook is removed on exit."""
+    emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    if emb is None or any(p.requires_grad for p in model.parameters()):
+        yield
+        return
+
+    def hook(_module, _args, output):
+        if isinstance(output, torch.Tensor) and not output.requires_grad:
+            return output.detach().requires_grad_(True)
+        return output
+
+    handle = emb.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def resolve_targets(logits: torch.Tensor, targets: list[int | None]) -> list[int]:
+    """Per example, the requested class (checked) or the predicted one for ``None``."""
+    n_classes = logits.shape[1]
+    chosen = []
+    for b, tgt in enumerate(targets):
+        if tgt is None:
+            chosen.append(int(logits[b].argmax()))
+        elif not 0 <= int(tgt) < n_classes:
+            raise InputError(f"target {tgt} out of range for a model with {n_classes} classes")
+        else:
+            chosen.append(int(tgt))
+    return chosen
+
+
 def capture(
     model: torch.nn.Module,
     inputs: dict[str, torch.Tensor],
@@ -67,7 +104,7 @@ def capture(
     """
     ensure_eager(model)
     model.eval()
-    with torch.enable_grad():
+    with torch.enable_grad(), differentiable(model):
         out = model(**inputs, output_attentions=True)
         attentions = getattr(out, "attentions", None)
         if not attentions:
@@ -80,15 +117,7 @@ def capture(
             raise ModelError(
                 f"expected classifier logits (batch, classes), got {tuple(logits.shape)}"
             )
-        n_classes = logits.shape[1]
-        chosen = []
-        for b, tgt in enumerate(targets):
-            if tgt is None:
-                chosen.append(int(logits[b].argmax()))
-            elif not 0 <= int(tgt) < n_classes:
-                raise InputError(f"target {tgt} out of range for a model with {n_classes} classes")
-            else:
-                chosen.append(int(tgt))
+        chosen = resolve_targets(logits, targets)
         idx = torch.tensor(chosen, device=logits.device)
         picked = logits.gather(1, idx[:, None]).sum()
         grads = torch.autograd.grad(picked, list(attentions), allow_unused=True)
