@@ -49,6 +49,15 @@ def _parser() -> argparse.ArgumentParser:
         "method)",
     )
     ex.add_argument("--top-k", type=int, default=150, help="svg: edges drawn (largest flows)")
+    ex.add_argument("--generate", action="store_true",
+                    help="TEXT is a prompt: explain each token a decoder / encoder-decoder "
+                    "generates (--model: causal LM or seq2seq hub id / folder)")
+    ex.add_argument("--max-new-tokens", type=int, default=8, help="--generate: tokens to generate")
+    ex.add_argument("--continuation", default=None, help="--generate: score this text instead")
+    ex.add_argument("--exclude-first", action="store_true",
+                    help="--generate: leave the first (attention-sink) position out")
+    ex.add_argument("--residual", type=float, default=0.0,
+                    help="--generate: share of each node's own stream kept (0..1)")
     ex.add_argument(
         "-o", "--output", default=None, help="write to this file (refuses to overwrite)"
     )
@@ -142,6 +151,27 @@ def _evaluate(args) -> str:
             f"(n={res['n']}, max_length={res['max_length']}, {res['seconds']:.1f} s)")
 
 
+def _generate(args) -> int:
+    from .generation import explain_generation, generation_table, load_generator
+
+    if args.output and Path(args.output).exists() and not args.force:
+        raise GaflowError(f"{args.output} exists; pass --force to overwrite it")
+    if args.fmt not in ("table", "json"):
+        raise GaflowError("--generate writes --format table or json")
+    model, tokenizer = load_generator(args.model)
+    exp = explain_generation(
+        model, tokenizer, args.text, max_new_tokens=args.max_new_tokens, method=args.method,
+        continuation=args.continuation, exclude_first=args.exclude_first,
+        residual=args.residual, mu=args.mu,
+    )
+    text = exp.to_json(indent=2) + "\n" if args.fmt == "json" else generation_table(exp)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def _bench(args) -> str:
     from .api import known_methods
     from .evaluation.benchmark import BenchConfig, run_benchmark
@@ -230,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
             serve(args.model, host=args.host, port=args.port)
             return 0
         from . import explain, load_model
+
+        if args.generate:
+            return _generate(args)
 
         if args.output and Path(args.output).exists() and not args.force:
             raise GaflowError(f"{args.output} exists; pass --force to overwrite it")

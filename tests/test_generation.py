@@ -1,0 +1,155 @@
+"""explain_generation on tiny decoders and encoder-decoders; planted-truth copy/reverse tasks."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from gaflow.errors import InputError, UnknownNameError
+from gaflow.flow.seq2seq import encoder_decoder_graph, with_residual
+from gaflow.generation import GenerationExplanation, explain_generation
+
+PROMPTS = ["the dog is very smart", "a bad film"]
+
+
+def _models(vocab):
+    import transformers as tf
+
+    torch.manual_seed(0)
+    common = dict(vocab_size=vocab, attn_implementation="eager")
+    return {
+        "gpt2": tf.GPT2LMHeadModel(tf.GPT2Config(n_positions=64, n_embd=32, n_layer=2, n_head=4,
+                                                 bos_token_id=2, eos_token_id=3, **common)),
+        "llama": tf.LlamaForCausalLM(tf.LlamaConfig(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, max_position_embeddings=64, bos_token_id=2, eos_token_id=3,
+            pad_token_id=0, **common)),
+        "t5": tf.T5ForConditionalGeneration(tf.T5Config(
+            d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=4,
+            decoder_start_token_id=0, pad_token_id=0, eos_token_id=3, **common)),
+        "bart": tf.BartForConditionalGeneration(tf.BartConfig(
+            d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+            decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64,
+            max_position_embeddings=64, pad_token_id=0, bos_token_id=2, eos_token_id=3,
+            decoder_start_token_id=2, **common)),
+        "marian": tf.MarianMTModel(tf.MarianConfig(
+            d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+            decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64,
+            max_position_embeddings=64, pad_token_id=0, eos_token_id=3,
+            decoder_start_token_id=0, **common)),
+    }
+
+
+@pytest.fixture(scope="module")
+def gen_models(tokenizer):
+    return {k: m.eval() for k, m in _models(tokenizer.vocab_size).items()}
+
+
+ARCHS = ["gpt2", "llama", "t5", "bart", "marian"]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("method", ["agf", "af", "gf"])
+def test_finite_efficient_causal(gen_models, tokenizer, arch, method):
+    model = gen_models[arch]
+    e = explain_generation(model, tokenizer, PROMPTS[0], max_new_tokens=4, method=method)
+    k = len(e.generated)
+    assert k == 4 and e.scores.shape == (k, len(e.tokens))
+    assert np.isfinite(e.scores).all() and (e.scores >= -1e-12).all()
+    np.testing.assert_allclose(e.scores.sum(1), e.flow_values, rtol=1e-9)
+    assert (e.flow_values > 0).all()
+    for r in range(k):  # nothing from positions after the one read out
+        last = (e.n_prompt - 1 + r) if e.architecture == "decoder" else (e.n_source + r)
+        assert not e.scores[r, last + 1 :].any()
+    assert GenerationExplanation.from_json(e.to_json()) == e
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_batch_equals_one_by_one(gen_models, tokenizer, arch):
+    model = copy.deepcopy(gen_models[arch]).double()  # no float32 padding rounding
+    batch = explain_generation(model, tokenizer, PROMPTS, max_new_tokens=3)
+    for p, b in zip(PROMPTS, batch, strict=True):
+        one = explain_generation(model, tokenizer, p, max_new_tokens=3)
+        assert one.tokens == b.tokens
+        # within the solver's own contract (1e-6 of the largest score)
+        np.testing.assert_allclose(b.scores, one.scores, rtol=0, atol=1e-6 * one.scores.max())
+
+
+def test_continuation_is_scored_not_generated(gen_models, tokenizer):
+    e = explain_generation(gen_models["gpt2"], tokenizer, "the dog", continuation="is smart")
+    assert e.generated == ["is", "smart"]
+
+
+def test_exclude_first_gives_first_token_zero(gen_models, tokenizer):
+    e = explain_generation(gen_models["llama"], tokenizer, PROMPTS[0], max_new_tokens=3,
+                           exclude_first=True)
+    assert not e.scores[:, 0].any() and (e.flow_values > 0).all()
+
+
+def test_errors(gen_models, tokenizer):
+    with pytest.raises(UnknownNameError, match="agf, af, gf"):
+        explain_generation(gen_models["gpt2"], tokenizer, "the dog", method="rollout")
+    with pytest.raises(InputError, match="empty"):
+        explain_generation(gen_models["gpt2"], tokenizer, "  ")
+    with pytest.raises(InputError, match="max_new_tokens"):
+        explain_generation(gen_models["gpt2"], tokenizer, "the dog", max_new_tokens=0)
+
+
+def test_encoder_decoder_graph_by_hand():
+    enc = np.array([[[0.5, 0.5], [0.2, 0.8]]])  # Le=1, S=2
+    dec = np.array([[[1.0, 0.0], [0.3, 0.7]]])  # Ld=1, T=2
+    crs = np.array([[[0.6, 0.4], [0.1, 0.9]]])
+    caps, out = encoder_decoder_graph(enc, dec, crs, position=1, cross_weight=0.25, carry=2.0)
+    assert out == [3] and caps.shape == (2, 4, 4)
+    np.testing.assert_allclose(caps[0], [[0.5, 0.5, 0, 0], [0.2, 0.8, 0, 0], [0, 0, 2, 0],
+                                         [0, 0, 0, 2]])
+    np.testing.assert_allclose(caps[1], [[2, 0, 0, 0], [0, 2, 0, 0],
+                                         [0.15, 0.1, 0.75, 0], [0.025, 0.225, 0.225, 0.525]])
+    np.testing.assert_allclose(with_residual(dec, 0.5)[0], [[1.0, 0], [0.15, 0.85]])
+
+
+def test_planted_truth(capsys, monkeypatch):
+    """Tiny models trained here: a GPT-2 copies ``x1..x4`` after [SEP], a BART reverses it.
+    The figures printed are quoted in the docs; the asserts pin today's levels."""
+    monkeypatch.syspath_prepend(str(__import__("pathlib").Path(__file__).parent))
+    import planted
+
+    tok = planted.tokenizer()
+    dec, loss_d = planted.train_decoder(steps=300)
+    encdec, loss_e = planted.train_encoder_decoder(steps=300)
+    res = {}
+    for name, model in (("decoder", dec), ("encoder-decoder", encdec)):
+        for method in ("agf", "af", "gf"):
+            for opts in ({}, {"residual": 0.5}, {"residual": 0.5, "exclude_first": True}):
+                if name == "encoder-decoder" and "exclude_first" in opts:
+                    continue
+                acc, task = planted.peak_accuracy(model, tok, method, n=20, **opts)
+                assert task == 1.0, "the planted model must solve its task"
+                res[(name, method, tuple(sorted(opts.items())))] = acc
+    with capsys.disabled():
+        print(f"\nplanted truth (losses {loss_d:.1e}, {loss_e:.1e}):")
+        for key, acc in res.items():
+            print(f"  {key}: {acc:.2f}")
+    r5 = (("residual", 0.5),)
+    assert res[("encoder-decoder", "af", r5)] >= 0.9
+    assert res[("encoder-decoder", "agf", r5)] >= 0.75
+    assert res[("decoder", "agf", (("exclude_first", True), ("residual", 0.5)))] >= 0.5
+
+
+def test_cli_generate(gen_models, tokenizer, tmp_path, capsys):
+    from gaflow import cli
+
+    folder = tmp_path / "gpt2"
+    gen_models["gpt2"].save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    assert cli.main(["explain", "--generate", "the dog is", "--model", str(folder),
+                     "--max-new-tokens", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "top contributors" in out and len(out.strip().splitlines()) == 2 + 3
+    assert cli.main(["explain", "--generate", "the dog is", "--model", str(folder),
+                     "--continuation", "very smart", "--format", "json"]) == 0
+    data = GenerationExplanation.from_json(capsys.readouterr().out)
+    assert data.generated == ["very", "smart"]
