@@ -171,3 +171,10 @@ def test_frozen_weights_still_explained_and_hooks_released(tiny_bert):
     emb = frozen.get_input_embeddings()
     assert not emb._forward_hooks and not emb._forward_pre_hooks
     assert all(p.grad is None for p in frozen.parameters())
+
+
+def test_flow_only_options_rejected_for_baselines(tiny_bert):
+    model, tok = tiny_bert
+    for kwargs in ({"mu": 0.1}, {"outputs": "first"}, {"keep_flows": True}):
+        with pytest.raises(gaflow.InputError, match="flow methods only"):
+            gaflow.explain(model, tok, TEXT, method="rollout", **kwargs)

@@ -157,3 +157,29 @@ def test_bench_end_to_end_resumes_and_is_deterministic(tmp_path, tiny_bert, data
     capsys.readouterr()
     assert cli.main([*args[:-1], "--modes", "delete", "--no-progress"]) == 2
     assert "another configuration" in capsys.readouterr().err
+
+
+def test_bench_cache_survives_a_cut_line_and_guards_folders(tmp_path, tiny_bert, data_dir):
+    from gaflow.evaluation.benchmark import BenchConfig, run_benchmark
+
+    model, tok = tiny_bert
+    folder = tmp_path / "tiny"
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    cfg = dict(model=str(folder), dataset="sst2", methods=["rollout"], n=3)
+    out = tmp_path / "b"
+    run_benchmark(BenchConfig(**cfg), out, data_path=data_dir, progress=False)
+    cache = out / "cache" / "rollout.jsonl"
+    lines = cache.read_text().splitlines()
+    cache.write_text("\n".join(lines[:2]) + "\n" + lines[2][:20])  # killed mid-write
+    res = run_benchmark(BenchConfig(**cfg), out, data_path=data_dir, progress=False)
+    assert res["methods"]["rollout"]["n"] == 3
+    assert len(cache.read_text().splitlines()) == 3
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "mine.txt").write_text("keep me")
+    with pytest.raises(InputError, match="not empty"):
+        run_benchmark(BenchConfig(**cfg), other, data_path=data_dir, progress=False)
+    assert (other / "mine.txt").read_text() == "keep me"
+    with pytest.raises(InputError, match="positive"):
+        run_benchmark(BenchConfig(**{**cfg, "n": 0}), tmp_path / "c", data_path=data_dir)

@@ -161,6 +161,12 @@ def explain(
         )
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if method not in INFORMATION_TENSORS and (
+        outputs != "all" or mu is not None or keep_flows
+    ):
+        raise InputError(
+            f"outputs, mu and keep_flows apply to the flow methods only, not to {method!r}"
+        )
     tgt = _resolve_target(model, target)
     limit = max_length or _model_limit(model, tokenizer)
 

@@ -226,8 +226,9 @@ def _table(exp) -> str:
     for k, (tok, score) in enumerate(zip(exp.tokens, exp.scores, strict=True)):
         bar = "█" * int(round(20 * abs(score) / top))
         style = "dim" if exp.special[k] else ("green" if score >= 0 else "red")
-        share = score / exp.flow_value if exp.flow_value else 0.0
-        table.add_row(str(k), tok, f"{score:.4g}", f"{share:.1%}", f"[{style}]{bar}[/{style}]")
+        shares = exp.flow_value > 0 and min(exp.scores) >= 0  # flow methods; signed: no share
+        share = f"{score / exp.flow_value:.1%}" if shares else "–"
+        table.add_row(str(k), tok, f"{score:.4g}", share, f"[{style}]{bar}[/{style}]")
     buf = StringIO()
     console = Console(file=buf, force_terminal=sys.stdout.isatty(), width=100)
     console.print(table)
@@ -269,6 +270,12 @@ def main(argv: list[str] | None = None) -> int:
         methods = [m.strip() for m in args.method.split(",") if m.strip()]
         if not methods:
             raise GaflowError("--method is empty")
+        if args.continuation or args.residual or args.exclude_first:
+            raise GaflowError("--continuation, --residual and --exclude-first need --generate")
+        from .flow.tensors import INFORMATION_TENSORS
+
+        if args.fmt == "svg" and methods[0] not in INFORMATION_TENSORS:
+            raise GaflowError(f"--format svg draws a flow: use agf, af or gf, not {methods[0]}")
         model, tokenizer = load_model(args.model)
         exps = [
             explain(

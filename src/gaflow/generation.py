@@ -206,6 +206,8 @@ def _sequences(model, tokenizer, prompt, continuation, max_new, encdec, stop_at_
             gen = tokenizer(text_target=continuation, add_special_tokens=False)["input_ids"]
         else:
             gen = greedy(model, src, max_new, eos, decoder_start=start)
+        if not gen:
+            raise InputError("nothing to explain: the continuation has no tokens")
         return src, gen, start
     ids = tokenizer(prompt)["input_ids"]
     if continuation is not None:

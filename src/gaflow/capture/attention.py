@@ -57,10 +57,11 @@ def ensure_eager(model: torch.nn.Module) -> None:
 @contextmanager
 def differentiable(model: torch.nn.Module):
     """Make the forward graph differentiable even when every weight is frozen
-    (``requires_grad=False``, e.g. a merged LoRA model): a hook marks the input embeddings'
-    output as requiring grad. Weight gradients are never computed; the hook is removed on exit."""
+    (``requires_grad=False``, e.g. a merged LoRA model, or only the head trainable): a hook
+    marks the input embeddings' output as requiring grad when it does not already. Only
+    activation gradients are taken (never weight gradients); the hook is removed on exit."""
     emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
-    if emb is None or any(p.requires_grad for p in model.parameters()):
+    if emb is None:
         yield
         return
 

@@ -142,7 +142,8 @@ def _read_sst2(root: Path, split: str) -> TextDataset:
 
 def _read_imdb(root: Path, split: str) -> TextDataset:
     f = root / "imdb" / "test_subset_2500.jsonl"
-    rows = [json.loads(line) for line in _open(f)]
+    with _open(f) as fh:
+        rows = [json.loads(line) for line in fh]
     texts = [r["text"].replace("<br />", " ") for r in rows]
     ds = TextDataset(
         "imdb", split, texts, [int(r["label"]) for r in rows], ["negative", "positive"],
@@ -153,7 +154,8 @@ def _read_imdb(root: Path, split: str) -> TextDataset:
 
 def _read_ag_news(root: Path, split: str) -> TextDataset:
     d = root / "ag_news"
-    names = [line.strip() for line in _open(d / "classes.txt") if line.strip()]
+    with _open(d / "classes.txt") as fh:
+        names = [line.strip() for line in fh if line.strip()]
     texts, labels = [], []
     with _open(d / "test.csv") as fh:
         for row in csv.reader(fh):
@@ -168,10 +170,11 @@ def _read_ag_news(root: Path, split: str) -> TextDataset:
 def _read_yelp(root: Path, split: str) -> TextDataset:
     f = root / "yelp_polarity" / "textfooler_yelp_1000.txt"
     texts, labels = [], []
-    for line in _open(f):
-        lab, _, text = line.rstrip("\n").partition(" ")
-        labels.append(int(lab))
-        texts.append(" ".join(text.replace("\\n", " ").split()))
+    with _open(f) as fh:
+        for line in fh:
+            lab, _, text = line.rstrip("\n").partition(" ")
+            labels.append(int(lab))
+            texts.append(" ".join(text.replace("\\n", " ").split()))
     ids = [f"{f.name}:{k}" for k in range(len(texts))]
     ds = TextDataset("yelp_polarity", split, texts, labels, ["negative", "positive"], ids,
                      source=str(f), info={"text": "literal \\n replaced by a space"})
@@ -183,8 +186,9 @@ def _read_eraser(root: Path, split: str) -> TextDataset:
     fname = {"train": "train.jsonl", "val": "val.jsonl", "validation": "val.jsonl",
              "test": "test.jsonl"}[split]
     texts, labels, ids, rats = [], [], [], []
-    for line in _open(d / fname):
-        row = json.loads(line)
+    with _open(d / fname) as fh:
+        rows = [json.loads(line) for line in fh]
+    for row in rows:
         doc = row["annotation_id"]
         words = (d / "docs" / doc).read_text(encoding="utf-8").split()
         starts, pos = [], 0
@@ -278,5 +282,7 @@ def _from_hub(name: str, split: str, spec: DatasetSpec, local_missing: bool) -> 
     if "title" in ds.column_names:
         texts = [f"{t} {x}" for t, x in zip(ds["title"], texts, strict=True)]
     ids = [str(i) for i in (ds["idx"] if "idx" in ds.column_names else range(len(texts)))]
+    if any(int(x) < 0 for x in ds["label"]):
+        raise InputError(f"{spec.hub_id} split {hub_split!r} has no labels (label -1)")
     return TextDataset(name, split, texts, [int(x) for x in ds["label"]], names, ids,
                        source=f"hf:{spec.hub_id}")

@@ -142,7 +142,12 @@ def run_benchmark(cfg: BenchConfig, out_dir: str | Path, data_path=None, progres
     cfg.split = split
     if cfg.max_length is None:
         cfg.max_length = RECIPES[cfg.model].train.max_length if cfg.model in RECIPES else 512
+    if cfg.n < 1 or cfg.batch_size < 1:
+        raise InputError(f"n and batch_size must be positive, got {cfg.n} and {cfg.batch_size}")
+    cfg.methods = list(dict.fromkeys(cfg.methods))
     stamp = cache / "config.json"
+    if not stamp.exists() and any(p.name != "cache" for p in out.iterdir()):
+        raise InputError(f"{out} is not empty and holds no benchmark; choose an empty --out")
     key = {k: v for k, v in asdict(cfg).items() if k not in ("methods", "n", "n_boot")}
     if stamp.exists() and not fresh:
         old = json.loads(stamp.read_text())
@@ -154,18 +159,18 @@ def run_benchmark(cfg: BenchConfig, out_dir: str | Path, data_path=None, progres
     if fresh:
         for f in cache.glob("*.jsonl"):
             f.unlink()
-    stamp.write_text(json.dumps({**key, "cache_version": CACHE_VERSION}, indent=2))
-
     ds = load_dataset(cfg.dataset, split, data_path)
     idx = sample_indices(len(ds), cfg.n, cfg.seed)
     ds = ds.subset(idx)
     model, tokenizer = load_model(cfg.model)
+    # written once the data and model load, so a failed first try does not lock the folder
+    stamp.write_text(json.dumps({**key, "cache_version": CACHE_VERSION}, indent=2))
 
     records: dict[str, list[dict]] = {}
     todo = []
     for method in cfg.methods:
         f = cache / f"{method}.jsonl"
-        done = [json.loads(x) for x in f.read_text().splitlines()] if f.exists() else []
+        done = _read_cache(f)
         keep = {r["id"] for r in done}
         records[method] = [r for r in done if r["id"] in set(ds.ids)]
         todo += [(method, k) for k, i in enumerate(ds.ids) if i not in keep]
@@ -199,6 +204,22 @@ def run_benchmark(cfg: BenchConfig, out_dir: str | Path, data_path=None, progres
     for method in records:
         records[method].sort(key=lambda r: order[r["id"]])
     return write_results(cfg, records, out, wall, ds)
+
+
+def _read_cache(f: Path) -> list[dict]:
+    """Cached records; a last line cut short by an interrupted run is dropped (and rewritten)."""
+    if not f.exists():
+        return []
+    lines = f.read_text().splitlines()
+    out = []
+    for k, line in enumerate(lines):
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            if k != len(lines) - 1:
+                raise InputError(f"{f} line {k + 1} is corrupt; pass --fresh") from None
+            f.write_text("".join(json.dumps(r) + "\n" for r in out))
+    return out
 
 
 def _progress(enabled: bool, total: int):

@@ -95,8 +95,9 @@ def predict(model, tokenizer, texts, max_length: int, batch_size: int = 64,
     for s in range(0, len(order), batch_size):
         idx = order[s : s + batch_size]
         batch = _collate([enc[i] for i in idx], tokenizer.pad_token_id)
-        logits = model(**batch).logits.float()
-        probs[idx] = torch.softmax(logits, -1).numpy()
+        device = next(model.parameters()).device
+        logits = model(**{k: v.to(device) for k, v in batch.items()}).logits.float()
+        probs[idx] = torch.softmax(logits, -1).cpu().numpy()
     return probs
 
 
@@ -141,7 +142,8 @@ def train(model, tokenizer, texts, labels, cfg: TrainConfig, log=print) -> dict:
     for step in range(steps):
         idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
         batch = _collate([enc[i] for i in idx], tokenizer.pad_token_id)
-        out = model(**batch, labels=y[idx])
+        device = next(model.parameters()).device
+        out = model(**{k: v.to(device) for k, v in batch.items()}, labels=y[idx].to(device))
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()

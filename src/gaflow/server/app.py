@@ -11,7 +11,7 @@ import threading
 import time
 from importlib import resources
 
-from ..errors import GaflowError, InputError
+from ..errors import GaflowError
 
 MAX_CHARS = 2000
 
@@ -72,7 +72,7 @@ def create_app(model, tokenizer, model_name: str, max_chars: int = MAX_CHARS, to
             with lock:
                 exp = explain(model, tokenizer, text, method=req.method, target=target,
                               truncation=True, keep_flows=True)
-        except InputError as exc:
+        except GaflowError as exc:
             raise HTTPException(422, str(exc)) from exc
         seconds = time.perf_counter() - t0
         return {

@@ -67,7 +67,8 @@ def _row(exp: Explanation, idx: int) -> str:
     scale = float(np.max(np.abs(scores[real]))) if real.any() else 0.0
     words = exp.words()
     wscale = max((abs(s) for _, s in words), default=0.0)
-    total = float(exp.flow_value) if exp.flow_value else float(scores.sum())
+    # shares of the flow make sense for non-negative scores (flow methods), not signed ones
+    total = float(exp.flow_value) if exp.flow_value > 0 and (scores >= 0).all() else 0.0
     sub = " ".join(
         _span(tok, float(s), scale, total, special=bool(sp))
         for tok, s, sp in zip(exp.tokens, scores, exp.special, strict=True)
