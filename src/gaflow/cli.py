@@ -138,7 +138,7 @@ def _evaluate(args) -> str:
     if max_length is None:
         folder = Path(args.name)
         if args.name in RECIPES:
-            max_length = RECIPES[args.name].train.max_length
+            max_length = RECIPES[args.name].max_length
         elif (folder / "gaflow_model.json").is_file():
             max_length = read_meta(folder)["max_length"]
         else:

@@ -141,7 +141,7 @@ def run_benchmark(cfg: BenchConfig, out_dir: str | Path, data_path=None, progres
     split = cfg.split or {"sst2": "dev"}.get(cfg.dataset, "test")
     cfg.split = split
     if cfg.max_length is None:
-        cfg.max_length = RECIPES[cfg.model].train.max_length if cfg.model in RECIPES else 512
+        cfg.max_length = RECIPES[cfg.model].max_length if cfg.model in RECIPES else 512
     if cfg.n < 1 or cfg.batch_size < 1:
         raise InputError(f"n and batch_size must be positive, got {cfg.n} and {cfg.batch_size}")
     cfg.methods = list(dict.fromkeys(cfg.methods))
