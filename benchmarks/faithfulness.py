@@ -27,6 +27,7 @@ MODELS = {"sst2": "minilm-sst2", "imdb": "minilm-imdb", "ag_news": "minilm-agnew
           "yelp_polarity": "minilm-yelp", "eraser_movies": "minilm-movies"}
 ROOT = Path(__file__).resolve().parents[1]
 GAF = ("agf", "af", "gf")
+READING = "## Reading the table"
 
 
 def headline(summary: dict) -> list[str]:
@@ -91,7 +92,11 @@ def main() -> None:
         "(sign convention in `gaflow/methods/base.py`).", "",
         *sections,
     ]
-    (ROOT / "docs" / "results.md").write_text("\n".join(doc) + "\n")
+    target = ROOT / "docs" / "results.md"
+    keep = ""
+    if target.exists() and READING in target.read_text():  # the hand-written reading stays
+        keep = target.read_text()[target.read_text().index(READING):]
+    target.write_text("\n".join(doc) + "\n" + keep)
     print(f"wrote {ROOT / 'docs' / 'results.md'}")
 
 
