@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..errors import GaflowError
 from .base import Batch, register_method, target_logits
 
 IG_STEPS = 50
@@ -30,7 +31,12 @@ def grad_input(batch: Batch) -> list[np.ndarray]:
 
 
 def integrated_gradients(batch: Batch, n_steps: int = IG_STEPS) -> list[np.ndarray]:
-    from captum.attr import LayerIntegratedGradients
+    try:
+        from captum.attr import LayerIntegratedGradients
+    except ImportError as exc:
+        raise GaflowError(
+            "integrated_gradients uses captum: pip install captum (or 'gaflow[bench]')"
+        ) from exc
 
     keys = [k for k in batch.inputs if k != "input_ids"]
 
