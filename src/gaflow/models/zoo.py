@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,16 +99,21 @@ def base_model_dir() -> Path:
 
 @contextmanager
 def _quiet_transformers():
-    """Silence the expected "classifier newly initialised" report while the base loads."""
+    """Silence the expected "classifier newly initialised" report and the weight-loading
+    progress bar while the base loads."""
     from transformers.utils import logging as hf_logging
 
     old = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # the "Loading weights" bar of a 6-layer model
     prev = logging.getLogger("transformers").level
     try:
         yield
     finally:
         hf_logging.set_verbosity(old)
+        if bars:
+            hf_logging.enable_progress_bar()
         logging.getLogger("transformers").setLevel(prev)
 
 
@@ -154,7 +160,9 @@ def load_zoo_model(name_or_folder: str | Path):
     if not (folder / "adapter_model.safetensors").is_file():
         raise ModelError(f"{folder}: adapter_model.safetensors is missing")
     model, tokenizer = load_base(meta["label_names"])
-    model = PeftModel.from_pretrained(model, folder).merge_and_unload()
+    with warnings.catch_warnings():  # peft calls a transformers method deprecated in v5
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+        model = PeftModel.from_pretrained(model, folder).merge_and_unload()
     model.config._name_or_path = meta.get("name", str(folder))
     model.eval()
     return model, tokenizer
