@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .batching import pad_ids
 from .capture import differentiable, ensure_eager
 from .errors import InputError, ModelError, UnknownNameError
 from .flow.seq2seq import decoder_graph, encoder_decoder_graph, with_residual
@@ -219,16 +220,6 @@ def _sequences(model, tokenizer, prompt, continuation, max_new, encdec, stop_at_
     return ids, gen, None
 
 
-def _pad(rows: list[list[int]], pad: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    n = max(len(r) for r in rows)
-    x = torch.full((len(rows), n), pad, dtype=torch.long, device=device)
-    m = torch.zeros((len(rows), n), dtype=torch.long, device=device)
-    for b, r in enumerate(rows):
-        x[b, : len(r)] = torch.tensor(r, device=device)
-        m[b, : len(r)] = 1
-    return x, m
-
-
 def _np(ts) -> np.ndarray:
     return np.stack([t.detach().double().cpu().numpy() for t in ts], axis=1)  # (B, L, H, ., .)
 
@@ -246,7 +237,7 @@ def _explain_decoder(model, tokenizer, prompts, items, opts):
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     # the last generated token is never read: inputs are prompt + generated[:-1]
     rows = [ids + gen[:-1] for ids, gen, _ in items]
-    x, m = _pad(rows, pad, device)  # right padding: positions of real tokens are unchanged
+    x, m = pad_ids(rows, pad, device)  # right padding: positions of real tokens are unchanged
     with torch.enable_grad(), differentiable(model):
         out = model(input_ids=x, attention_mask=m, output_attentions=True)
         if not out.attentions:
@@ -285,8 +276,8 @@ def _explain_decoder(model, tokenizer, prompts, items, opts):
 def _explain_encdec(model, tokenizer, prompts, items, opts):
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    src, src_m = _pad([s for s, _, _ in items], pad, device)
-    dec, dec_m = _pad([[start, *gen[:-1]] for _, gen, start in items], pad, device)
+    src, src_m = pad_ids([s for s, _, _ in items], pad, device)
+    dec, dec_m = pad_ids([[start, *gen[:-1]] for _, gen, start in items], pad, device)
     with torch.enable_grad(), differentiable(model):
         out = model(input_ids=src, attention_mask=src_m, decoder_input_ids=dec,
                     decoder_attention_mask=dec_m, output_attentions=True)

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
+from ..batching import class_probabilities  # noqa: F401  (re-exported for the metrics)
 from ..errors import InputError
 
 MODES = ("delete", "pad", "mask")
@@ -49,25 +49,3 @@ def perturb(ids: Sequence[int], chosen: np.ndarray, mode: str, tokenizer,
     if token is None:
         raise InputError(f"the tokenizer has no {'[PAD]' if mode == 'pad' else '[MASK]'} token")
     return [token if h else t for t, h in zip(ids, hit, strict=True)]
-
-
-@torch.no_grad()
-def class_probabilities(model, sequences: list[list[int]], pad_id: int,
-                        batch_size: int = 64) -> np.ndarray:
-    """(n, C) class probabilities of each sequence, batched (sorted by length, padded per
-    batch; the padding is masked out, tokens replaced by [PAD] inside a sequence are not)."""
-    device = next(model.parameters()).device
-    out = np.zeros((len(sequences), model.config.num_labels))
-    order = np.argsort([len(s) for s in sequences], kind="stable")
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        n = max(1, max(len(sequences[i]) for i in idx))
-        x = torch.full((len(idx), n), pad_id, dtype=torch.long, device=device)
-        m = torch.zeros((len(idx), n), dtype=torch.long, device=device)
-        for k, i in enumerate(idx):
-            seq = sequences[i]
-            x[k, : len(seq)] = torch.tensor(seq, dtype=torch.long, device=device)
-            m[k, : len(seq)] = 1
-        probs = torch.softmax(model(input_ids=x, attention_mask=m).logits.double(), -1)
-        out[idx] = probs.cpu().numpy()
-    return out

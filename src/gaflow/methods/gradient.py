@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..batching import class_probabilities
 from ..errors import GaflowError
 from .base import Batch, register_method, target_logits
 
@@ -60,28 +61,15 @@ def integrated_gradients(batch: Batch, n_steps: int = IG_STEPS) -> list[np.ndarr
     return res
 
 
-@torch.no_grad()
 def occlusion(batch: Batch, chunk: int = 64) -> list[np.ndarray]:
-    model = batch.model
-    device = batch.inputs["input_ids"].device
     res = []
     for b in range(batch.mask.shape[0]):
         real = batch.real(b)
         ids = batch.inputs["input_ids"][b, real].tolist()
         special = batch.special[b, real]
         variants = [ids] + [ids[:i] + ids[i + 1 :] for i in range(len(ids)) if not special[i]]
-        probs = []
-        for s in range(0, len(variants), chunk):
-            part = variants[s : s + chunk]
-            n = max(len(v) for v in part)
-            x = torch.full((len(part), n), batch.tokenizer.pad_token_id, device=device)
-            m = torch.zeros((len(part), n), dtype=torch.long, device=device)
-            for k, v in enumerate(part):
-                x[k, : len(v)] = torch.tensor(v, device=device)
-                m[k, : len(v)] = 1
-            logits = model(input_ids=x, attention_mask=m).logits
-            probs.append(torch.softmax(logits.double(), -1)[:, batch.targets[b]].cpu().numpy())
-        p = np.concatenate(probs)
+        p = class_probabilities(batch.model, variants, batch.tokenizer.pad_token_id, chunk)
+        p = p[:, batch.targets[b]]
         scores = np.zeros(len(ids))
         scores[~special] = p[0] - p[1:]
         res.append(scores)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..batching import pad_ids
 from ..errors import InputError
 
 # LoRA on the attention projections and the feed-forward input of every encoder layer (BERT names).
@@ -75,12 +76,7 @@ def encode(
 
 
 def _collate(batch: list[list[int]], pad_id: int) -> dict[str, torch.Tensor]:
-    n = max(len(x) for x in batch)
-    ids = torch.full((len(batch), n), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(batch), n), dtype=torch.long)
-    for k, x in enumerate(batch):
-        ids[k, : len(x)] = torch.tensor(x)
-        mask[k, : len(x)] = 1
+    ids, mask = pad_ids(batch, pad_id)
     return {"input_ids": ids, "attention_mask": mask}
 
 
