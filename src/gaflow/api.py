@@ -123,6 +123,8 @@ def explain(
     max_length: int | None = None,
     rtol: float = 1e-6,
     keep_flows: bool = False,
+    backend: str = "numpy",
+    device: str | None = None,
 ) -> Explanation | list[Explanation]:
     """Explain a sequence classifier's prediction by Generalized Attention Flow.
 
@@ -143,6 +145,9 @@ def explain(
         max_length: maximum tokens (default: the tokenizer's / model's limit).
         rtol: solver accuracy for ``mu=None``.
         keep_flows: keep the (L, t, t) edge flows on the result (for ``flow_figure()``).
+        backend: flow solver, ``"numpy"`` (one graph at a time) or ``"torch"`` (each batch's
+            graphs solved together, batched Cholesky); see :func:`gaflow.solve_flow`.
+        device: torch device of the ``"torch"`` solver (default: CPU).
     """
     single = isinstance(text, str)
     texts = [text] if single else list(text)
@@ -162,11 +167,16 @@ def explain(
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
     if method not in INFORMATION_TENSORS and (
-        outputs != "all" or mu is not None or keep_flows
+        outputs != "all" or mu is not None or keep_flows or backend != "numpy" or device
     ):
         raise InputError(
-            f"outputs, mu and keep_flows apply to the flow methods only, not to {method!r}"
+            f"outputs, mu, keep_flows, backend and device apply to the flow methods only, not to "
+            f"{method!r}"
         )
+    from .solvers.api import BACKENDS
+
+    if backend not in BACKENDS:
+        raise InputError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
     tgt = _resolve_target(model, target)
     limit = max_length or _model_limit(model, tokenizer)
 
@@ -176,7 +186,7 @@ def explain(
         results.extend(
             _explain_batch(
                 model, tokenizer, chunk, method, tgt, outputs, mu, truncation, limit, rtol,
-                keep_flows,
+                keep_flows, (backend, device),
             )
         )
     return results[0] if single else results
@@ -199,7 +209,8 @@ def _model_limit(model, tokenizer) -> int:
 
 
 def _explain_batch(
-    model, tokenizer, texts, method, tgt, outputs, mu, truncation, limit, rtol, keep_flows
+    model, tokenizer, texts, method, tgt, outputs, mu, truncation, limit, rtol, keep_flows,
+    solver_backend=("numpy", None),
 ):
     ensure_eager(model)
     lengths = [len(tokenizer(t, add_special_tokens=True)["input_ids"]) for t in texts]
@@ -241,15 +252,27 @@ def _explain_batch(
         baseline = METHODS[method].fn(batch)
     probs = torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
     id2label = getattr(model.config, "id2label", {}) or {}
+    solutions = None
+    if baseline is None:  # every graph of the batch, solved in one call
+        reals = [np.flatnonzero(mask[b]) for b in range(len(texts))]
+        all_caps = [
+            information_tensor(
+                method,
+                cap.attentions[b][:, :, r][:, :, :, r],
+                cap.gradients[b][:, :, r][:, :, :, r],
+            )
+            for b, r in enumerate(reals)
+        ]
+        backend, device = solver_backend
+        solutions = solve_flow(
+            all_caps, [_output_positions(outputs, len(r)) for r in reals], mu=mu, rtol=rtol,
+            keep_flows=keep_flows, backend=backend, device=device,
+        )
     out = []
     for b, text in enumerate(texts):
         real = np.flatnonzero(mask[b])
-        if baseline is None:
-            attn = cap.attentions[b][:, :, real][:, :, :, real]
-            grad = cap.gradients[b][:, :, real][:, :, :, real]
-            caps = information_tensor(method, attn, grad)
-            positions = _output_positions(outputs, len(real))
-            sol = solve_flow(caps, positions, mu=mu, rtol=rtol, keep_flows=keep_flows)
+        if solutions is not None:
+            sol = solutions[b]
             scores, value, flows = sol.attributions, sol.value, sol.layer_flows
             solver = {"iterations": sol.iterations, "mu_final": sol.mu,
                       "error_estimate": sol.error_estimate, "converged": sol.converged}
@@ -295,6 +318,7 @@ def _explain_batch(
                     "truncated": lengths[b] > limit,
                     "n_tokens": int(len(real)),
                     "solver": solver,
+                    "backend": solver_backend[0] if solutions is not None else None,
                     "model": getattr(model.config, "_name_or_path", "") or model.__class__.__name__,
                     "model_class": model.__class__.__name__,
                     "versions": _versions(),

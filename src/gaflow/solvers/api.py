@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,40 +34,96 @@ class FlowSolution:
     layer_flows: np.ndarray | None = None
 
 
+BACKENDS = ("numpy", "torch")
+
+
 def solve_flow(
-    capacities: np.ndarray,
-    outputs: Sequence[int] | None = None,
+    capacities,
+    outputs=None,
     mu: float | None = None,
     *,
-    tokens: np.ndarray | None = None,
+    tokens=None,
     rtol: float = 1e-6,
     keep_flows: bool = False,
-) -> FlowSolution:
+    backend: str = "numpy",
+    device=None,
+) -> FlowSolution | list[FlowSolution]:
     """Barrier-regularised maximum flow through a layered attribution graph.
 
     Args:
         capacities: (L, t, t) array >= 0; ``capacities[l, i, j]`` is the capacity of the edge
-            from token ``j`` at layer ``l`` to token ``i`` at layer ``l+1``.
-        outputs: token positions linked to the super-sink (``None``: all tokens).
+            from token ``j`` at layer ``l`` to token ``i`` at layer ``l+1``. A list or tuple of
+            such arrays (NumPy arrays or tensors; ``t`` may differ, ``L`` may not) is a batch,
+            and a list of solutions comes back.
+        outputs: token positions linked to the super-sink (``None``: all tokens); for a batch,
+            ``None`` or one entry per graph.
         mu: barrier weight relative to the largest capacity. ``None`` (default) gives the
             central maximum flow, the ``mu -> 0`` limit, to ``rtol`` in ``max|dphi| / max|phi|``.
-        tokens: optional (t,) bool mask of real tokens (padding positions are not nodes).
+        tokens: optional (t,) bool mask of real tokens (padding positions are not nodes); for a
+            batch, ``None`` or one entry per graph.
         rtol: accuracy contract of ``mu=None``.
         keep_flows: also return the (L, t, t) edge flows.
+        backend: ``"numpy"`` (SciPy BLAS, one graph at a time) or ``"torch"`` (the same
+            iteration batched over graphs with batched Cholesky, float64, on ``device``).
+        device: torch device for ``backend="torch"`` (default ``"cpu"``), e.g. ``"cuda"``.
 
     Returns:
-        A :class:`FlowSolution`; tokens with no usable path get exactly 0.
+        A :class:`FlowSolution` (a list for a batch); tokens with no usable path get exactly 0.
     """
     if mu is not None and not (isinstance(mu, int | float) and np.isfinite(mu) and mu > 0):
         raise InputError(f"mu must be a positive finite number or None, got {mu!r}")
     if not 0 < rtol < 1:
         raise InputError(f"rtol must lie in (0, 1), got {rtol!r}")
-    graph = build_graph(capacities, outputs, tokens)
+    if backend not in BACKENDS:
+        raise InputError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+    if device is not None and backend != "torch":
+        raise InputError("device applies to backend='torch' only")
+    batch = _is_batch(capacities)
+    items = list(capacities) if batch else [capacities]
+    if batch and not items:
+        raise InputError("an empty batch of capacities: pass at least one (L, t, t) array")
+    outs = _per_item(outputs, len(items), "outputs", batch)
+    masks = _per_item(tokens, len(items), "tokens", batch)
+    graphs = [build_graph(_to_numpy(c), o, m) for c, o, m in zip(items, outs, masks, strict=True)]
+    mu_f = None if mu is None else float(mu)
+    if backend == "torch":
+        solutions = _solve_torch(graphs, mu_f, rtol, keep_flows, device)
+    else:
+        solutions = [_solve_numpy(g, mu_f, rtol, keep_flows) for g in graphs]
+    return solutions if batch else solutions[0]
+
+
+def _is_batch(capacities) -> bool:
+    """A list/tuple of arrays or tensors is a batch; nested lists of numbers are one graph."""
+    if not isinstance(capacities, list | tuple):
+        return False
+    return not capacities or all(hasattr(c, "shape") for c in capacities)
+
+
+def _to_numpy(c) -> np.ndarray:
+    if hasattr(c, "detach"):  # a torch tensor
+        return c.detach().cpu().double().numpy()
+    return c
+
+
+def _per_item(value, n: int, name: str, batch: bool) -> list:
+    if not batch or value is None:
+        return [value] * n
+    if not isinstance(value, list | tuple) or len(value) != n:
+        raise InputError(f"for a batch of {n} graphs, {name} must be None or a list of {n} entries")
+    return list(value)
+
+
+def _empty(graph, mu, keep_flows) -> FlowSolution:
+    flows = np.zeros_like(graph.caps) if keep_flows else None
     t = graph.n_tokens
+    return FlowSolution(np.zeros(t), 0.0, 0, 0.0 if mu is None else mu, 0.0, True, flows)
+
+
+def _solve_numpy(graph, mu, rtol, keep_flows) -> FlowSolution:
     if graph.empty:
-        flows = np.zeros_like(graph.caps) if keep_flows else None
-        return FlowSolution(np.zeros(t), 0.0, 0, 0.0 if mu is None else float(mu), 0.0, True, flows)
-    x, report = solve_barrier(graph, mu=None if mu is None else float(mu), rtol=rtol)
+        return _empty(graph, mu, keep_flows)
+    x, report = solve_barrier(graph, mu=mu, rtol=rtol)
     scale = graph.scale
     return FlowSolution(
         attributions=np.where(graph.source, x.source, 0.0) * scale,
@@ -79,3 +134,47 @@ def solve_flow(
         converged=report.converged,
         layer_flows=x.layers * scale if keep_flows else None,
     )
+
+
+def _solve_torch(graphs, mu, rtol, keep_flows, device) -> list[FlowSolution]:
+    import warnings
+
+    import torch
+
+    from ..errors import ConvergenceWarning
+    from .torch_newton import solve_barrier_batch, stack_graphs
+
+    dev = torch.device(device if device is not None else "cpu")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("device 'cuda' was asked for, but torch sees no CUDA device")
+    out: list[FlowSolution | None] = [None] * len(graphs)
+    todo = [k for k, g in enumerate(graphs) if not g.empty]
+    for k, g in enumerate(graphs):
+        if g.empty:
+            out[k] = _empty(g, mu, keep_flows)
+    if todo:
+        bg = stack_graphs([graphs[k] for k in todo], dev, torch.float64)
+        x, report = solve_barrier_batch(bg, mu=mu, rtol=rtol)
+        source = x.source.cpu().numpy()
+        value = x.value.cpu().numpy()
+        layers = x.layers.cpu().numpy() if keep_flows else None
+        for j, k in enumerate(todo):
+            g, n = graphs[k], graphs[k].n_tokens
+            if not report.converged[j]:
+                warnings.warn(
+                    f"batched barrier Newton stopped after {report.iterations[j]} steps at "
+                    f"mu={report.mu[j]:.2e} without meeting its accuracy target (graph {k}); "
+                    "results may be inaccurate",
+                    ConvergenceWarning,
+                    stacklevel=3,
+                )
+            out[k] = FlowSolution(
+                attributions=np.where(g.source, source[j, :n], 0.0) * g.scale,
+                value=float(value[j]) * g.scale,
+                iterations=report.iterations[j],
+                mu=report.mu[j],
+                error_estimate=report.error_estimate[j] * g.scale,
+                converged=report.converged[j],
+                layer_flows=layers[j, :, :n, :n] * g.scale if keep_flows else None,
+            )
+    return out  # type: ignore[return-value]

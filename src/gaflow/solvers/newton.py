@@ -77,10 +77,9 @@ def _gemv(a: np.ndarray, x: np.ndarray, trans: bool = False) -> np.ndarray:
     return blas.dgemv(1.0, a, x, trans=int(trans))
 
 
-def _gram(w: np.ndarray) -> np.ndarray:
-    """``w^T w`` as a full symmetric matrix (SYRK computes one triangle)."""
-    upper = blas.dsyrk(1.0, w, trans=1, lower=0)
-    return np.triu(upper) + np.triu(upper, 1).T
+def _gram_upper(w: np.ndarray) -> np.ndarray:
+    """The upper triangle of ``w^T w`` (SYRK; the strict lower triangle is 0)."""
+    return blas.dsyrk(1.0, w, trans=1, lower=0)
 
 
 def _cholesky(a: np.ndarray) -> np.ndarray:
@@ -125,18 +124,19 @@ def feasible_start(graph: LayeredGraph) -> FlowState:
 # --------------------------------------------------------------------------- objective
 
 
-def objective(graph: LayeredGraph, x: FlowState, mu: float) -> float:
+def objective(graph: LayeredGraph, x: FlowState, mu: float, masks: _Masks | None = None) -> float:
     """Barrier objective ``-F - mu * sum log f - mu * sum log(u - f)``; +inf outside the domain."""
-    live = graph.live
-    f = x.layers[live]
-    u = graph.caps[live]
-    s = x.source[graph.source]
-    z = x.sink[graph.sink]
-    if (f <= 0).any() or (f >= u).any() or (s <= 0).any() or (z <= 0).any() or x.value <= 0:
+    m = masks if masks is not None else _Masks.of(graph)
+    f = x.layers + m.pad  # dead edges: f = 0.5, u = 1, so log f + log(u - f) = 2 log 0.5
+    slack = m.u - f
+    s = np.where(graph.source, x.source, 1.0)
+    z = np.where(graph.sink, x.sink, 1.0)
+    if f.min() <= 0 or slack.min() <= 0 or s.min() <= 0 or z.min() <= 0 or x.value <= 0:
         return math.inf
+    dead = m.pad.size - float(m.livef.sum())
     barrier = (
-        np.log(f).sum()
-        + np.log(u - f).sum()
+        float(np.log(f * slack).sum())
+        - dead * 2.0 * math.log(0.5)
         + np.log(s).sum()
         + np.log(z).sum()
         + math.log(x.value)
@@ -156,11 +156,23 @@ class _Step:
     decrement: float  # lambda^2 = dx^T H dx (unnormalised)
 
 
-def _safe(a: np.ndarray, mask: np.ndarray, fill: float = 1.0) -> np.ndarray:
-    return np.where(mask, a, fill)
+@dataclass
+class _Masks:
+    """Per-graph arrays reused by every Newton step (dead edges get harmless values)."""
+
+    livef: np.ndarray  # (L, t, t) 1.0 on live edges, 0.0 elsewhere
+    pad: np.ndarray  # (L, t, t) 0.5 on dead edges: f = x.layers + pad is positive everywhere
+    u: np.ndarray  # (L, t, t) capacity on live edges, 1.0 elsewhere
+
+    @classmethod
+    def of(cls, graph: LayeredGraph) -> _Masks:
+        livef = graph.live.astype(np.float64)
+        return cls(livef=livef, pad=0.5 * (1.0 - livef), u=np.where(graph.live, graph.caps, 1.0))
 
 
-def newton_step(graph: LayeredGraph, x: FlowState, mu: float, tangent: bool = False) -> _Step:
+def newton_step(
+    graph: LayeredGraph, x: FlowState, mu: float, tangent: bool = False, masks: _Masks | None = None
+) -> _Step:
     """Newton direction of the barrier objective under ``B f = 0`` (residual ``B f`` corrected).
 
     Conductances ``d_e = 1 / h_e`` with ``h_e = mu / f^2 + mu / (u - f)^2``; node potentials ``w``
@@ -168,25 +180,24 @@ def newton_step(graph: LayeredGraph, x: FlowState, mu: float, tangent: bool = Fa
 
     With ``tangent=True`` the gradient is replaced by that of the barrier alone and no residual is
     corrected: the result is ``dx/dmu`` along the central path (differentiate ``g + B^T w = 0``).
+    Dead edges have ``d = 0``, so whatever ``g`` or ``q`` hold there never reaches a result.
     """
-    live, caps = graph.live, graph.caps
-    n_layers, t, _ = caps.shape
+    m = masks if masks is not None else _Masks.of(graph)
+    n_layers = graph.n_layers
     # --- per-edge gradient g and conductance d (dead edges: d = 0)
-    f = _safe(x.layers, live, 0.5)
-    u = _safe(caps, live, 1.0)
-    slack = u - f
-    g_l = np.where(live, mu / slack - mu / f, 0.0)
-    d_l = np.where(live, 1.0 / (mu / f**2 + mu / slack**2), 0.0)
-    s = _safe(x.source, graph.source)
-    g_s = np.where(graph.source, -mu / s, 0.0)
+    inv_f = 1.0 / (x.layers + m.pad)
+    inv_s = 1.0 / (m.u - x.layers - m.pad)
+    scale = 1.0 if tangent else mu  # the tangent uses the gradient of the barrier term alone
+    g_l = scale * (inv_s - inv_f)
+    d_l = m.livef / (mu * (inv_f * inv_f + inv_s * inv_s))
+    s = np.where(graph.source, x.source, 1.0)
+    g_s = np.where(graph.source, -scale / s, 0.0)
     d_s = np.where(graph.source, s**2 / mu, 0.0)
-    z = _safe(x.sink, graph.sink)
-    g_z = np.where(graph.sink, -mu / z, 0.0)
+    z = np.where(graph.sink, x.sink, 1.0)
+    g_z = np.where(graph.sink, -scale / z, 0.0)
     d_z = np.where(graph.sink, z**2 / mu, 0.0)
-    g_f = -1.0 - mu / x.value
+    g_f = -1.0 / x.value if tangent else -1.0 - mu / x.value
     d_f = x.value**2 / mu
-    if tangent:  # d/dmu of the optimality condition: gradient of the barrier term only
-        g_l, g_s, g_z, g_f = g_l / mu, g_s / mu, g_z / mu, -1.0 / x.value
     keep = 0.0 if tangent else 1.0
 
     # --- node potentials: (B D B^T) w = B (keep * f - D g), then q = g + B^T w. The first pass
@@ -194,23 +205,25 @@ def newton_step(graph: LayeredGraph, x: FlowState, mu: float, tangent: bool = Fa
     # for the residual B (keep * f - D q) left by rounding and corrects q by it).
     fac = factor(graph, d_l, d_s, d_z, d_f)
     q_l, q_s, q_z, q_f = g_l, g_s, g_z, g_f
+    base = keep * x.layers
     for _ in range(3):
         dw, dw_z = fac.solve(
             *divergence(
-                np.where(live, keep * x.layers - d_l * q_l, 0.0),
+                base - d_l * q_l,
                 np.where(graph.source, keep * x.source - d_s * q_s, 0.0),
                 np.where(graph.sink, keep * x.sink - d_z * q_z, 0.0),
                 keep * x.value - d_f * q_f,
             )
         )
-        q_l = q_l + np.where(live, dw[:-1][:, None, :] - dw[1:][:, :, None], 0.0)
+        q_l = q_l + (dw[:-1][:, None, :] - dw[1:][:, :, None])
         q_s = q_s + np.where(graph.source, -dw[0], 0.0)
         q_z = q_z + np.where(graph.sink, dw[n_layers] - dw_z, 0.0)
         q_f = q_f + dw_z
     # --- flow step df = -d q with q = g + B^T w (s grounded); lambda^2 = sum d q^2
-    dec = float((d_l * q_l * q_l).sum() + d_s @ (q_s * q_s) + d_z @ (q_z * q_z) + d_f * q_f**2)
+    dq_l = d_l * q_l
+    dec = float(np.vdot(dq_l, q_l) + d_s @ (q_s * q_s) + d_z @ (q_z * q_z) + d_f * q_f**2)
     return _Step(
-        layers=-d_l * q_l,
+        layers=-dq_l,
         source=-d_s * q_s,
         sink=-d_z * q_z,
         value=float(-d_f * q_f),
@@ -288,19 +301,20 @@ def factor(
         dk = d_l[k]
         if k == 0:
             half = dk * np.sqrt(inv0)[None, :]  # D_0 S_0^-1/2
-            p = _gram(np.ascontiguousarray(half.T))
+            p = _gram_upper(np.ascontiguousarray(half.T))
             gamma_next = _gemv(dk, gamma * inv0)
         else:
             w_mat = _trsm(chols[k], np.asfortranarray(dk.T))
             couplings.append(w_mat)
-            p = _gram(w_mat)
+            p = _gram_upper(w_mat)
             gamma_next = _gemv(w_mat, _trsm(chols[k], gamma), trans=True)
         live_next = nodes[k + 1]
         outgoing = out_d[k + 1] if k + 1 < n_layers else d_z
         np.fill_diagonal(p, 0.0)
-        schur = -p
-        schur[np.diag_indices(t)] = np.where(live_next, gamma_next + outgoing + p.sum(axis=1), 1.0)
-        chols.append(_cholesky(schur))
+        off_rows = p.sum(axis=1) + p.sum(axis=0)  # row sums of the symmetric P, diagonal left out
+        np.negative(p, out=p)
+        p[np.diag_indices(t)] = np.where(live_next, gamma_next + outgoing + off_rows, 1.0)
+        chols.append(_cholesky(p.T))  # the lower triangle of the Schur complement
         gamma = np.where(live_next, gamma_next, 0.0)
     last = chols[n_layers]
     u_vec = _trsm(last, d_z)
@@ -312,23 +326,16 @@ def factor(
 
 
 def _max_step(graph: LayeredGraph, x: FlowState, step: _Step) -> float:
-    """Largest alpha keeping every live flow strictly inside (0, u)."""
-    alpha = math.inf
-    live = graph.live
-    dl = step.layers[live]
-    f = x.layers[live]
-    u = graph.caps[live]
-    neg = dl < 0
-    if neg.any():
-        alpha = min(alpha, float((f[neg] / -dl[neg]).min()))
-    pos = dl > 0
-    if pos.any():
-        alpha = min(alpha, float(((u[pos] - f[pos]) / dl[pos]).min()))
+    """Largest alpha keeping every live flow strictly inside (0, u) (dead edges never move)."""
+    dl = step.layers
+    room = np.where(dl < 0, x.layers, graph.caps - x.layers)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(dl != 0, room / np.abs(dl), math.inf)
+    alpha = float(ratio.min()) if ratio.size else math.inf
     for flow, d, mask in ((x.source, step.source, graph.source), (x.sink, step.sink, graph.sink)):
-        dn = d[mask]
-        neg = dn < 0
+        neg = mask & (d < 0)
         if neg.any():
-            alpha = min(alpha, float((flow[mask][neg] / -dn[neg]).min()))
+            alpha = min(alpha, float((flow[neg] / -d[neg]).min()))
     if step.value < 0:
         alpha = min(alpha, x.value / -step.value)
     return alpha
@@ -371,7 +378,8 @@ def _combine(x: FlowState, x_prev: FlowState, shrink: float) -> FlowState:
 
 
 def center(
-    graph: LayeredGraph, x: FlowState, mu: float, tol: float, max_iter: int
+    graph: LayeredGraph, x: FlowState, mu: float, tol: float, max_iter: int,
+    masks: _Masks | None = None,
 ) -> tuple[FlowState, int, float]:
     """Damped Newton on the barrier objective for a fixed ``mu``.
 
@@ -379,9 +387,10 @@ def center(
     is self-concordant) falls below ``tol``, or stalls at the rounding floor below ``1e-8``.
     Returns the new flows, the number of steps and the last decrement.
     """
+    m = masks if masks is not None else _Masks.of(graph)
     lam2 = math.inf
     for it in range(1, max_iter + 1):
-        step = newton_step(graph, x, mu)
+        step = newton_step(graph, x, mu, masks=m)
         prev, lam2 = lam2, step.decrement / mu
         if lam2 <= tol or (lam2 <= 1e-8 and lam2 > 0.1 * prev):
             return x, it - 1, lam2
@@ -389,18 +398,21 @@ def center(
         if lam2 > 0.25:
             # damped phase: Armijo backtracking, floored by the self-concordant step 1/(1+lambda)
             floor = min(alpha, 1.0 / (1.0 + math.sqrt(lam2)))
-            phi0 = objective(graph, x, mu)
+            phi0 = objective(graph, x, mu, m)
             while alpha > floor:
-                if objective(graph, _move(x, step, alpha), mu) <= phi0 - 0.01 * alpha * mu * lam2:
+                trial = objective(graph, _move(x, step, alpha), mu, m)
+                if trial <= phi0 - 0.01 * alpha * mu * lam2:
                     break
                 alpha = max(floor, 0.5 * alpha)
         x = _move(x, step, alpha)
     return x, max_iter, lam2
 
 
-def _predict(graph: LayeredGraph, x: FlowState, mu: float, mu_next: float) -> FlowState:
+def _predict(
+    graph: LayeredGraph, x: FlowState, mu: float, mu_next: float, masks: _Masks | None = None
+) -> FlowState:
     """First-order predictor along the central path: ``x + (mu_next - mu) dx/dmu``."""
-    step = _scaled(newton_step(graph, x, mu, tangent=True), mu_next - mu)
+    step = _scaled(newton_step(graph, x, mu, tangent=True, masks=masks), mu_next - mu)
     alpha = min(1.0, 0.9 * _max_step(graph, x, step))
     return _move(x, step, alpha)
 
@@ -428,6 +440,7 @@ def solve_barrier(
     ``rtol * max|phi|`` (the later one is then about ``shrink^2`` times closer still).
     """
     x = feasible_start(graph)
+    masks = _Masks.of(graph)
     target = mu
     mu_k = mu_start if target is None else max(mu_start, target)
     total = 0
@@ -437,7 +450,7 @@ def solve_barrier(
     converged = False
     tol = 1e-12
     while total < max_iter:
-        x, steps, lam2 = center(graph, x, mu_k, tol, max_iter - total)
+        x, steps, lam2 = center(graph, x, mu_k, tol, max_iter - total, masks)
         total += steps
         centred = lam2 <= 1e-8
         if target is not None:
@@ -462,7 +475,7 @@ def solve_barrier(
             if mu_k < 1e-13:
                 break
             mu_next = mu_k * shrink
-        x = _predict(graph, x, mu_k, mu_next)
+        x = _predict(graph, x, mu_k, mu_next, masks)
         mu_k = mu_next
     if not converged:
         warnings.warn(
