@@ -1,7 +1,13 @@
-"""Solver timing: ``python benchmarks/solver.py [--sizes 6x32,12x64,...] [--repeat 3]``.
+"""Solver timing and scaling: ``python benchmarks/solver.py [--tokens 8,...,512] [--layers 6,12]``.
 
-Capacities are random attention-like matrices (rows of a softmax of Gaussian logits, as AF
-produces). Writes ``benchmarks/results/solver.md`` with the machine description.
+Capacities are random attention-like matrices (rows of a softmax of Gaussian logits with scale 2,
+as AF produces). For every (L, t) the central flow (``mu=None``, rtol 1e-6) is solved with the
+NumPy backend and, up to ``--torch-max`` tokens, with the torch backend on the CPU (and on CUDA
+when torch sees a GPU); the two must agree to 1e-8. Also measured: time against the number of
+layers at ``--layer-scan-t`` tokens, a batch of 16 graphs (NumPy one by one vs torch in lock
+step) and the peak memory the NumPy path allocates (tracemalloc) against ``8 L t^2`` bytes.
+
+Writes ``benchmarks/results/solver.md`` and ``solver_scaling.png`` (log-log, fitted exponents).
 """
 
 from __future__ import annotations
@@ -9,12 +15,16 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
 
 import gaflow
+
+RESULTS = Path(__file__).parent / "results"
 
 
 def attention_like(rng: np.random.Generator, n_layers: int, t: int) -> np.ndarray:
@@ -36,41 +46,166 @@ def machine() -> str:
             f"numpy {np.__version__}, gaflow {gaflow.__version__}")
 
 
+def run(caps, backend: str, repeat: int, device=None):
+    times, sol = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        sol = gaflow.solve_flow(caps, backend=backend, device=device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), sol
+
+
+def fit_exponent(xs, ys) -> float:
+    return float(np.polyfit(np.log(xs), np.log(ys), 1)[0])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sizes", default="6x32,12x64,12x128,12x256")
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "solver.md"))
+    parser.add_argument("--tokens", default="8,16,32,64,128,256,512")
+    parser.add_argument("--layers", default="6,12")
+    parser.add_argument("--repeat", type=int, default=3, help="repeats for t <= 128 (else 1)")
+    parser.add_argument("--torch-max", type=int, default=256)
+    parser.add_argument("--layer-scan", default="2,4,6,12,24")
+    parser.add_argument("--layer-scan-t", type=int, default=64)
+    parser.add_argument("--fit-from", type=int, default=64, help="fit exponents on t >= this")
+    parser.add_argument("--out", default=str(RESULTS / "solver.md"))
     args = parser.parse_args()
+    import torch
+
+    cuda = torch.cuda.is_available()
     rng = np.random.default_rng(0)
+    tokens = [int(v) for v in args.tokens.split(",")]
+    layer_list = [int(v) for v in args.layers.split(",")]
     rows = []
-    for spec in args.sizes.split(","):
-        n_layers, t = (int(v) for v in spec.split("x"))
-        times, iters = [], []
-        for _ in range(args.repeat):
+    for n_layers in layer_list:
+        for t in tokens:
             caps = attention_like(rng, n_layers, t)
-            start = time.perf_counter()
-            sol = gaflow.solve_flow(caps)
-            times.append(time.perf_counter() - start)
-            iters.append(sol.iterations)
+            rep = args.repeat if t <= 128 else 1
+            t_np, sol = run(caps, "numpy", rep)
             assert sol.converged
-        rows.append((n_layers, t, float(np.median(times)), min(times), max(times),
-                     int(np.median(iters))))
-        print(f"L={n_layers:3d} t={t:4d}  median {rows[-1][2]:.3f} s  iterations {rows[-1][5]}",
-              flush=True)
+            row = dict(L=n_layers, t=t, numpy=t_np, steps=sol.iterations, torch=None, cuda=None)
+            if t <= args.torch_max:
+                row["torch"], tsol = run(caps, "torch", rep)
+                diff = np.abs(tsol.attributions - sol.attributions).max()
+                assert diff <= 1e-8 * np.abs(sol.attributions).max(), diff
+            if cuda:
+                run(caps, "torch", 1, "cuda")  # warm-up
+                row["cuda"], csol = run(caps, "torch", rep, "cuda")
+                row["cuda_diff"] = float(np.abs(csol.attributions - sol.attributions).max()
+                                         / np.abs(sol.attributions).max())
+            rows.append(row)
+            print(row, flush=True)
+
+    layer_rows = []
+    for n_layers in [int(v) for v in args.layer_scan.split(",")]:
+        caps = attention_like(rng, n_layers, args.layer_scan_t)
+        t_np, sol = run(caps, "numpy", args.repeat)
+        layer_rows.append(dict(L=n_layers, t=args.layer_scan_t, numpy=t_np, steps=sol.iterations))
+        print(layer_rows[-1], flush=True)
+
+    batch = [attention_like(rng, 12, int(t)) for t in rng.integers(32, 97, size=16)]
+    t0 = time.perf_counter()
+    ref = gaflow.solve_flow(batch)
+    t_loop = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    got = gaflow.solve_flow(batch, backend="torch")
+    t_batch = time.perf_counter() - t0
+    batch_diff = max(float(np.abs(a.attributions - b.attributions).max()
+                           / np.abs(b.attributions).max()) for a, b in zip(got, ref, strict=True))
+    t_cuda_batch = None
+    if cuda:
+        gaflow.solve_flow(batch, backend="torch", device="cuda")
+        t0 = time.perf_counter()
+        gaflow.solve_flow(batch, backend="torch", device="cuda")
+        t_cuda_batch = time.perf_counter() - t0
+
+    memory = []
+    for n_layers, t in ((12, 128), (12, 256), (12, 512)):
+        if t > max(tokens):
+            continue
+        caps = attention_like(rng, n_layers, t)
+        tracemalloc.start()
+        gaflow.solve_flow(caps)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        memory.append((n_layers, t, peak / 2**20, 8 * n_layers * t * t / 2**20))
+        print(memory[-1], flush=True)
+
+    plot = Path(args.out).with_name("solver_scaling.png")
+    exponents = {}
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for n_layers in layer_list:
+        pts = [r for r in rows if r["L"] == n_layers]
+        ts = [r["t"] for r in pts]
+        for key, style in (("numpy", "o-"), ("torch", "s--"), ("cuda", "^:")):
+            sub = [(r["t"], r[key]) for r in pts if r[key] is not None]
+            if not sub:
+                continue
+            x, y = zip(*sub, strict=True)
+            ax.loglog(x, y, style, label=f"L={n_layers} {key}")
+        big = [(r["t"], r["numpy"], r["steps"]) for r in pts if r["t"] >= args.fit_from]
+        if len(big) >= 2:
+            x, y, s = zip(*big, strict=True)
+            exponents[n_layers] = (fit_exponent(x, y),
+                                   fit_exponent(x, [a / b for a, b in zip(y, s, strict=True)]),
+                                   fit_exponent(x, s))
+        ax2.semilogx(ts, [r["steps"] for r in pts], "o-", label=f"L={n_layers}")
+    ax.axhline(3.0, color="grey", lw=0.8)
+    ax.set_xlabel("tokens t")
+    ax.set_ylabel("seconds (central flow, rtol 1e-6)")
+    ax.set_title("solve time vs tokens")
+    ax.legend(fontsize=8)
+    ax2.set_xlabel("tokens t")
+    ax2.set_ylabel("Newton steps")
+    ax2.set_title("Newton steps vs tokens")
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(plot, dpi=110)
+
+    def cell(v):
+        return "—" if v is None else f"{v:.3f}"
+
     lines = [
-        "# Solver timing (central maximum flow, `mu=None`, rtol 1e-6)",
-        "",
-        f"Machine: {machine()}",
-        "",
-        f"Command: `python benchmarks/solver.py --sizes {args.sizes} --repeat {args.repeat}`",
-        "",
-        "| layers L | tokens t | median s | min s | max s | Newton steps |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "# Solver timing and scaling (central maximum flow, `mu=None`, rtol 1e-6, float64)", "",
+        f"Machine: {machine()}, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+        + (f", CUDA: {torch.cuda.get_device_name(0)}" if cuda else ", no CUDA device"), "",
+        f"Command: `python benchmarks/solver.py --tokens {args.tokens} --layers {args.layers} "
+        f"--repeat {args.repeat} --torch-max {args.torch_max}`", "",
+        "Capacities: random attention-like rows (softmax of N(0, 2²) logits). Median of "
+        f"{args.repeat} runs for t ≤ 128, one run above. `torch` = the batched backend on the "
+        "CPU with a batch of one; it agrees with NumPy to 1e-8 (checked by the script).", "",
+        "| L | t | NumPy s | torch CPU s | CUDA s | Newton steps | NumPy ms / step |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    lines += [f"| {r[0]} | {r[1]} | {r[2]:.3f} | {r[3]:.3f} | {r[4]:.3f} | {r[5]} |" for r in rows]
+    for r in rows:
+        lines.append(f"| {r['L']} | {r['t']} | {r['numpy']:.3f} | {cell(r['torch'])} | "
+                     f"{cell(r['cuda'])} | {r['steps']} | {1e3 * r['numpy'] / r['steps']:.1f} |")
+    lines += ["", f"Fitted exponents on t ≥ {args.fit_from} (log-log least squares, NumPy):", "",
+              "| L | time ∝ t^a | time per step ∝ t^a | steps ∝ t^a |", "|---:|---:|---:|---:|"]
+    for n_layers, (a, b, c) in exponents.items():
+        lines.append(f"| {n_layers} | {a:.2f} | {b:.2f} | {c:.2f} |")
+    lines += ["", f"Time against layers at t = {args.layer_scan_t} (NumPy):", "",
+              "| L | s | Newton steps |", "|---:|---:|---:|"]
+    lines += [f"| {r['L']} | {r['numpy']:.3f} | {r['steps']} |" for r in layer_rows]
+    if len(layer_rows) >= 2:
+        slope = fit_exponent([r["L"] for r in layer_rows], [r["numpy"] for r in layer_rows])
+        lines += ["", f"Fitted: time ∝ L^{slope:.2f}"]
+    lines += ["", "Batch of 16 graphs, L = 12, t drawn from 32…96:", "",
+              "| NumPy one by one s | torch CPU lock step s | torch CUDA s | max rel. diff |",
+              "|---:|---:|---:|---:|",
+              f"| {t_loop:.3f} | {t_batch:.3f} | {cell(t_cuda_batch)} | {batch_diff:.1e} |"]
+    lines += ["", "Peak memory allocated by the NumPy path (tracemalloc) against one (L, t, t) "
+              "float64 array:", "", "| L | t | peak MiB | 8·L·t² bytes in MiB | ratio |",
+              "|---:|---:|---:|---:|---:|"]
+    lines += [f"| {a} | {b} | {c:.0f} | {d:.0f} | {c / d:.1f} |" for a, b, c, d in memory]
+    lines += ["", "![scaling](solver_scaling.png)", ""]
     Path(args.out).write_text("\n".join(lines) + "\n")
-    print(f"wrote {args.out}")
+    print(f"wrote {args.out} and {plot}")
 
 
 if __name__ == "__main__":

@@ -120,10 +120,29 @@ def _empty(graph, mu, keep_flows) -> FlowSolution:
     return FlowSolution(np.zeros(t), 0.0, 0, 0.0 if mu is None else mu, 0.0, True, flows)
 
 
+_CONTROLLER = None
+
+
+def _one_blas_thread():
+    """Context in which every loaded BLAS runs on one thread.
+
+    Measured on the 2-core machine of benchmarks/results/solver.md: with OpenBLAS on 2 threads
+    (NumPy's and SciPy's pools both loaded, plus torch's OpenMP pool) the Newton steps were 1.7x
+    to 3.5x slower than on one thread at every size from L=12, t=64 to t=512.
+    """
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=1, user_api="blas")
+
+
 def _solve_numpy(graph, mu, rtol, keep_flows) -> FlowSolution:
     if graph.empty:
         return _empty(graph, mu, keep_flows)
-    x, report = solve_barrier(graph, mu=mu, rtol=rtol)
+    with _one_blas_thread():
+        x, report = solve_barrier(graph, mu=mu, rtol=rtol)
     scale = graph.scale
     return FlowSolution(
         attributions=np.where(graph.source, x.source, 0.0) * scale,
