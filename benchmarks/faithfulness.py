@@ -3,6 +3,7 @@
 Usage (resumable: each run caches per example under results/<dataset>/cache):
     GAFLOW_DATA=../shared/data python benchmarks/faithfulness.py --runs sst2:500
     GAFLOW_DATA=../shared/data python benchmarks/faithfulness.py --runs sst2:500,imdb:100 ...
+A third field caps the tokens per text (``eraser_movies:30:256``: the first 256 tokens).
 Each run is the same as ``gaflow bench --model MODEL --dataset D --n N --out results/D``.
 The headline compares agf with the best baseline (any method that is not a GAF flow) per metric.
 """
@@ -63,15 +64,16 @@ def main() -> None:
     methods = known_methods() if args.methods == "all" else args.methods.split(",")
     sections = []
     for item in args.runs.split(","):
-        dataset, n = item.split(":")
+        dataset, n, *rest = item.split(":")  # dataset:n or dataset:n:max_tokens
         cfg = BenchConfig(model=MODELS[dataset], dataset=dataset, methods=methods, n=int(n),
-                          seed=args.seed)
+                          seed=args.seed, max_length=int(rest[0]) if rest else None)
         t0 = time.perf_counter()
         summary = run_benchmark(cfg, ROOT / "results" / dataset)
         names = [m for m in METRICS if any(m in e for e in summary["methods"].values())]
         explain_s = sum(e["seconds_per_example"] * e["n"] for e in summary["methods"].values())
         cmd = (f"gaflow bench --model {cfg.model} --dataset {dataset} --methods "
-               f"{args.methods} --n {n} --seed {args.seed} --out results/{dataset}/")
+               f"{args.methods} --n {n} --seed {args.seed} --out results/{dataset}/"
+               + (f" --max-length {rest[0]}" if rest else ""))
         sections += [
             f"## {dataset}", "", f"`{cmd}`", "",
             f"Explanation time summed over examples and methods: {explain_s / 60:.0f} min "
