@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -89,6 +91,24 @@ def test_explain_torch_backend_equals_numpy(tiny_bert):
         assert a.config["backend"] == "torch" and b.config["backend"] == "numpy"
     with pytest.raises(InputError, match="apply to the flow methods only"):
         gaflow.explain(model, tok, texts[0], method="attention", backend="torch")
+
+
+def test_cli_backend_option(tiny_bert, tmp_path, capsys):
+    from gaflow.cli import main
+
+    model, tok = tiny_bert
+    model.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    args = ["explain", "the dog is smart", "--model", str(tmp_path / "m"), "--format", "json",
+            "--method", "agf,attention"]
+    assert main(args + ["--backend", "torch", "--device", "cpu"]) == 0
+    docs = json.loads(capsys.readouterr().out)
+    assert docs[0]["config"]["backend"] == "torch" and docs[1]["method"] == "attention"
+    assert main(args) == 0
+    ref = json.loads(capsys.readouterr().out)
+    assert ref[0]["config"]["backend"] == "numpy"
+    got, want = np.array(docs[0]["scores"]), np.array(ref[0]["scores"])
+    assert np.abs(got - want).max() <= 1e-8 * np.abs(want).max()
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")

@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
         help="barrier weight (default: central maximum flow, mu -> 0)",
     )
     ex.add_argument("--truncate", action="store_true", help="cut texts longer than the model limit")
+    ex.add_argument("--backend", default="numpy", choices=["numpy", "torch"],
+                    help="flow solver: numpy (default) or torch (batched; see --device)")
+    ex.add_argument("--device", default=None, help="torch device for --backend torch (cpu, cuda)")
     ex.add_argument(
         "--format",
         default="table",
@@ -288,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
                 mu=args.mu,
                 truncation=args.truncate,
                 keep_flows=args.fmt == "svg",
+                # the solver options apply to the flow methods; baselines ignore them
+                **({"backend": args.backend, "device": args.device}
+                   if method in INFORMATION_TENSORS else {}),
             )
             for method in methods
         ]
