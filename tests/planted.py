@@ -26,14 +26,14 @@ def _batch(rng, n):
     return rng.integers(len(SPECIAL), len(SPECIAL) + len(SYMBOLS), size=(n, LENGTH))
 
 
-def train_decoder(seed=0, steps=600):
-    """GPT-2, 2 layers: ``[BOS] x1..x4 [SEP] x1..x4`` (copy)."""
+def train_decoder(seed=0, steps=600, heads=4):
+    """GPT-2, 2 layers, ``heads`` heads: ``[BOS] x1..x4 [SEP] x1..x4`` (copy)."""
     import transformers as tf
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     cfg = tf.GPT2Config(vocab_size=len(SPECIAL) + len(SYMBOLS), n_positions=16, n_embd=64,
-                        n_layer=2, n_head=4, bos_token_id=2, eos_token_id=4, pad_token_id=0,
+                        n_layer=2, n_head=heads, bos_token_id=2, eos_token_id=4, pad_token_id=0,
                         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
                         attn_implementation="eager")
     model = tf.GPT2LMHeadModel(cfg)
@@ -50,14 +50,15 @@ def train_decoder(seed=0, steps=600):
     return model.eval(), float(loss.detach())
 
 
-def train_encoder_decoder(seed=0, steps=600):
-    """BART, 2+2 layers: source ``x1..x4`` -> target ``x4..x1`` (reverse)."""
+def train_encoder_decoder(seed=0, steps=600, heads=4):
+    """BART, 2+2 layers, ``heads`` heads: source ``x1..x4`` -> target ``x4..x1`` (reverse)."""
     import transformers as tf
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     cfg = tf.BartConfig(vocab_size=len(SPECIAL) + len(SYMBOLS), d_model=64, encoder_layers=2,
-                        decoder_layers=2, encoder_attention_heads=4, decoder_attention_heads=4,
+                        decoder_layers=2, encoder_attention_heads=heads,
+                        decoder_attention_heads=heads,
                         encoder_ffn_dim=128, decoder_ffn_dim=128, max_position_embeddings=16,
                         pad_token_id=0, bos_token_id=2, eos_token_id=4, decoder_start_token_id=2,
                         dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
