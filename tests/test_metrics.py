@@ -172,6 +172,11 @@ def test_bench_cache_survives_a_cut_line_and_guards_folders(tmp_path, tiny_bert,
     cache = out / "cache" / "rollout.jsonl"
     lines = cache.read_text().splitlines()
     cache.write_text("\n".join(lines[:2]) + "\n" + lines[2][:20])  # killed mid-write
+    # cached only: the cut line is dropped and nothing is recomputed (n = 2 of 3)
+    res = run_benchmark(BenchConfig(**cfg), out, data_path=data_dir, progress=False,
+                        cached_only=True)
+    assert res["methods"]["rollout"]["n"] == 2
+    assert len(cache.read_text().splitlines()) == 2
     res = run_benchmark(BenchConfig(**cfg), out, data_path=data_dir, progress=False)
     assert res["methods"]["rollout"]["n"] == 3
     assert len(cache.read_text().splitlines()) == 3

@@ -122,8 +122,14 @@ def _versions() -> dict:
 
 
 def run_benchmark(cfg: BenchConfig, out_dir: str | Path, data_path=None, progress: bool = True,
-                  fresh: bool = False) -> dict:
-    """Run (or resume) a benchmark and write its results; returns the summary dict."""
+                  fresh: bool = False, cached_only: bool = False) -> dict:
+    """Run (or resume) a benchmark and write its results; returns the summary dict.
+
+    ``cached_only=True`` computes nothing: it summarises the cached examples of the sample (each
+    method's ``n`` in the table says how many that is).
+    """
+    if cached_only and fresh:
+        raise InputError("cached_only and fresh exclude each other")
     from .. import explain, load_model
     from ..api import known_methods
     from ..data import load_dataset
@@ -174,6 +180,8 @@ def run_benchmark(cfg: BenchConfig, out_dir: str | Path, data_path=None, progres
         keep = {r["id"] for r in done}
         records[method] = [r for r in done if r["id"] in set(ds.ids)]
         todo += [(method, k) for k, i in enumerate(ds.ids) if i not in keep]
+    if cached_only:
+        todo = []
 
     t_start = time.perf_counter()
     bar = _progress(progress, len(todo))
