@@ -177,6 +177,9 @@ def test_bench_cache_survives_a_cut_line_and_guards_folders(tmp_path, tiny_bert,
                         cached_only=True)
     assert res["methods"]["rollout"]["n"] == 2
     assert len(cache.read_text().splitlines()) == 2
+    both = BenchConfig(**{**cfg, "methods": ["rollout", "attention"]})
+    res = run_benchmark(both, out, data_path=data_dir, progress=False, cached_only=True)
+    assert set(res["methods"]) == {"rollout"}  # attention has no cached example: left out
     res = run_benchmark(BenchConfig(**cfg), out, data_path=data_dir, progress=False)
     assert res["methods"]["rollout"]["n"] == 3
     assert len(cache.read_text().splitlines()) == 3

@@ -126,7 +126,7 @@ def run_benchmark(cfg: BenchConfig, out_dir: str | Path, data_path=None, progres
     """Run (or resume) a benchmark and write its results; returns the summary dict.
 
     ``cached_only=True`` computes nothing: it summarises the cached examples of the sample (each
-    method's ``n`` in the table says how many that is).
+    method's ``n`` in the table says how many that is; methods with none are left out).
     """
     if cached_only and fresh:
         raise InputError("cached_only and fresh exclude each other")
@@ -180,8 +180,9 @@ def run_benchmark(cfg: BenchConfig, out_dir: str | Path, data_path=None, progres
         keep = {r["id"] for r in done}
         records[method] = [r for r in done if r["id"] in set(ds.ids)]
         todo += [(method, k) for k, i in enumerate(ds.ids) if i not in keep]
-    if cached_only:
+    if cached_only:  # nothing to compute; a method with no cached example is left out
         todo = []
+        records = {m: r for m, r in records.items() if r}
 
     t_start = time.perf_counter()
     bar = _progress(progress, len(todo))
