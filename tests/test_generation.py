@@ -9,8 +9,13 @@ import pytest
 import torch
 
 from gaflow.errors import InputError, UnknownNameError
-from gaflow.flow.seq2seq import encoder_decoder_graph, with_residual
-from gaflow.generation import GenerationExplanation, explain_generation
+from gaflow.flow.seq2seq import encoder_decoder_graph, gradient_self_edges, with_residual
+from gaflow.generation import (
+    GenerationExplanation,
+    _attention_outputs,
+    _match_attention,
+    explain_generation,
+)
 
 PROMPTS = ["the dog is very smart", "a bad film"]
 
@@ -35,6 +40,11 @@ def _models(vocab):
             decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64,
             max_position_embeddings=64, pad_token_id=0, bos_token_id=2, eos_token_id=3,
             decoder_start_token_id=2, **common)),
+        "mbart": tf.MBartForConditionalGeneration(tf.MBartConfig(
+            d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+            decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64,
+            max_position_embeddings=64, pad_token_id=0, bos_token_id=2, eos_token_id=3,
+            decoder_start_token_id=2, **common)),
         "marian": tf.MarianMTModel(tf.MarianConfig(
             d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
             decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64,
@@ -49,6 +59,7 @@ def gen_models(tokenizer):
 
 
 ARCHS = ["gpt2", "llama", "t5", "bart", "marian"]
+PRE_NORM = ["gpt2", "llama", "t5", "mbart"]  # residual="gradient" (additive residual stream)
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -98,6 +109,75 @@ def test_errors(gen_models, tokenizer):
         explain_generation(gen_models["gpt2"], tokenizer, "the dog", max_new_tokens=0)
 
 
+@pytest.mark.parametrize("arch", PRE_NORM)
+def test_gradient_residual_finite_efficient_causal(gen_models, tokenizer, arch):
+    e = explain_generation(gen_models[arch], tokenizer, PROMPTS[0], max_new_tokens=3,
+                           residual="gradient")
+    assert np.isfinite(e.scores).all() and (e.scores >= -1e-12).all()
+    np.testing.assert_allclose(e.scores.sum(1), e.flow_values, rtol=1e-9)
+    assert (e.flow_values > 0).all() and e.config["residual"] == "gradient"
+    for r in range(len(e.generated)):
+        last = (e.n_prompt - 1 + r) if e.architecture == "decoder" else (e.n_source + r)
+        assert not e.scores[r, last + 1 :].any()
+    plain = explain_generation(gen_models[arch], tokenizer, PROMPTS[0], max_new_tokens=3)
+    assert not np.allclose(plain.scores, e.scores)  # the self-edges change the flow
+
+
+MLP = {"gpt2": "transformer.h.{}.mlp", "llama": "model.layers.{}.mlp",
+       "t5": "decoder.block.{}.layer.2.DenseReluDense", "mbart": "model.decoder.layers.{}.fc2"}
+
+
+@pytest.mark.parametrize("arch", PRE_NORM)
+def test_gradient_residual_stream_is_additive(gen_models, tokenizer, arch):
+    """What residual="gradient" assumes of a registered model type: the stream entering layer
+    k+1 is the stream entering layer k plus its attention output(s) plus its MLP output."""
+    model = gen_models[arch]
+    mlp_out = {}
+    handles = [model.get_submodule(MLP[arch].format(k)).register_forward_hook(
+        lambda _m, _a, o, k=k: mlp_out.__setitem__(k, o)) for k in range(2)]
+    ids = torch.tensor([tokenizer(PROMPTS[0])["input_ids"]])
+    try:
+        with torch.no_grad(), _attention_outputs(model) as seen:
+            if model.config.is_encoder_decoder:
+                out = model(input_ids=ids, decoder_input_ids=ids, output_attentions=True,
+                            output_hidden_states=True)
+                subs = [_match_attention(seen, out.decoder_attentions),
+                        _match_attention(seen, out.cross_attentions)]
+                hidden = out.decoder_hidden_states
+            else:
+                out = model(input_ids=ids, output_attentions=True, output_hidden_states=True)
+                subs = [_match_attention(seen, out.attentions)]
+                hidden = out.hidden_states
+    finally:
+        for h in handles:
+            h.remove()
+    rest = hidden[1] - hidden[0] - sum(a[0] for a in subs)
+    torch.testing.assert_close(rest, mlp_out[0], rtol=1e-5, atol=1e-5)
+
+
+def test_gradient_self_edges_by_hand():
+    hidden = np.array([[[1.0], [2.0]], [[-1.0], [5.0]]])  # (L=2, t=2, d=1)
+    attn = np.array([[[3.0], [-1.0]], [[0.0], [0.0]]])  # so mlp(0) = [-5, 4]
+    grads = np.array([[[1.0], [1.0]], [[2.0], [-1.0]]])
+    # layer 0: (g.h0)+ / 2; layer 1, token 0: (2*1)+ + (2*3)+ + (2*-5)+ = 8 -> 4 (the whole
+    # stream would give (2 * -1)+ = 0); token 1: 0 + (-1*-1)+ + 0 = 1 -> 0.5
+    np.testing.assert_allclose(gradient_self_edges(grads, hidden, attn, heads=2),
+                               [[0.5, 1.0], [4.0, 0.5]])
+    two = gradient_self_edges(grads, hidden, [attn, np.zeros_like(attn)], heads=2)
+    np.testing.assert_allclose(two, [[0.5, 1.0], [4.0, 0.5]])  # an empty cross block
+    with pytest.raises(InputError, match="shapes"):
+        gradient_self_edges(grads, hidden[:1], attn, heads=2)
+
+
+def test_gradient_residual_errors(gen_models, tokenizer):
+    with pytest.raises(InputError, match="pre-norm"):
+        explain_generation(gen_models["bart"], tokenizer, "the dog", residual="gradient")
+    with pytest.raises(InputError, match="'gradient'"):
+        explain_generation(gen_models["gpt2"], tokenizer, "the dog", residual="grad")
+    with pytest.raises(InputError, match=r"\[0, 1\]"):
+        explain_generation(gen_models["gpt2"], tokenizer, "the dog", residual=1.5)
+
+
 def test_encoder_decoder_graph_by_hand():
     enc = np.array([[[0.5, 0.5], [0.2, 0.8]]])  # Le=1, S=2
     dec = np.array([[[1.0, 0.0], [0.3, 0.7]]])  # Ld=1, T=2
@@ -123,9 +203,11 @@ def test_planted_truth(capsys, monkeypatch):
     res = {}
     for name, model in (("decoder", dec), ("encoder-decoder", encdec)):
         for method in ("agf", "af", "gf"):
-            for opts in ({}, {"residual": 0.5}, {"residual": 0.5, "exclude_first": True}):
-                if name == "encoder-decoder" and "exclude_first" in opts:
-                    continue
+            for opts in ({}, {"residual": 0.5}, {"residual": 0.5, "exclude_first": True},
+                         {"residual": "gradient"}, {"residual": "gradient", "exclude_first": True}):
+                if name == "encoder-decoder" and ("exclude_first" in opts
+                                                  or opts.get("residual") == "gradient"):
+                    continue  # BART is post-norm: no gradient residual
                 acc, task = planted.peak_accuracy(model, tok, method, n=20, **opts)
                 assert task == 1.0, "the planted model must solve its task"
                 res[(name, method, tuple(sorted(opts.items())))] = acc
@@ -137,6 +219,9 @@ def test_planted_truth(capsys, monkeypatch):
     assert res[("encoder-decoder", "af", r5)] >= 0.9
     assert res[("encoder-decoder", "agf", r5)] >= 0.75
     assert res[("decoder", "agf", (("exclude_first", True), ("residual", 0.5)))] >= 0.5
+    # the issue's target (>= 0.9 for agf), met on the decoder by the gradient-measured residual
+    assert res[("decoder", "agf", (("residual", "gradient"),))] >= 0.9
+    assert res[("decoder", "agf", (("exclude_first", True), ("residual", "gradient")))] >= 0.9
 
 
 def test_cli_generate(gen_models, tokenizer, tmp_path, capsys):

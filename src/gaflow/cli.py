@@ -10,6 +10,16 @@ from pathlib import Path
 from .errors import GaflowError
 
 
+def _residual(text: str) -> float | str:
+    """--residual: a number or the word 'gradient'."""
+    if text == "gradient":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number in [0, 1] or 'gradient', got {text!r}") from None
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gaflow", description="Generalized Attention Flow")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -59,8 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--continuation", default=None, help="--generate: score this text instead")
     ex.add_argument("--exclude-first", action="store_true",
                     help="--generate: leave the first (attention-sink) position out")
-    ex.add_argument("--residual", type=float, default=0.0,
-                    help="--generate: share of each node's own stream kept (0..1)")
+    ex.add_argument("--residual", type=_residual, default=0.0,
+                    help="--generate: share of each node's own stream kept (0..1), or "
+                         "'gradient' (self-edge measured by gradient x activation)")
     ex.add_argument(
         "-o", "--output", default=None, help="write to this file (refuses to overwrite)"
     )

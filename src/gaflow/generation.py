@@ -9,7 +9,8 @@ barrier max-flow solver -> :class:`GenerationExplanation`.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,12 @@ import torch
 from .batching import pad_ids
 from .capture import differentiable, ensure_eager
 from .errors import InputError, ModelError, UnknownNameError
-from .flow.seq2seq import decoder_graph, encoder_decoder_graph, with_residual
+from .flow.seq2seq import (
+    decoder_graph,
+    encoder_decoder_graph,
+    gradient_self_edges,
+    with_residual,
+)
 from .flow.tensors import INFORMATION_TENSORS
 from .solvers import solve_flow
 
@@ -104,6 +110,15 @@ class GenerationExplanation:
         return self.scores / v[:, None]
 
 
+#: Decoder model types whose residual stream is additive (pre-norm: ``h + attn(norm(h)) +
+#: mlp(...)``, nothing applied to a sub-block's output after it is added), as
+#: ``residual="gradient"`` needs. Add a type here only after checking that property.
+PRE_NORM_MODEL_TYPES: set[str] = {
+    "gpt2", "gpt_bigcode", "gpt_neox", "gptj", "llama", "mistral", "mixtral", "qwen2", "qwen3",
+    "phi3", "mbart", "t5", "mt5",
+}
+
+
 def _is_encoder_decoder(model) -> bool:
     return bool(getattr(model.config, "is_encoder_decoder", False))
 
@@ -149,7 +164,7 @@ def explain_generation(
     *,
     continuation: str | Sequence[str] | None = None,
     exclude_first: bool = False,
-    residual: float = 0.0,
+    residual: float | str = 0.0,
     cross_weight: float = 0.5,
     mu: float | None = None,
     rtol: float = 1e-6,
@@ -164,7 +179,10 @@ def explain_generation(
         continuation: score this text instead of generating (tokenized without special tokens).
         exclude_first: leave the first position out of the graph (decoders; the first token is
             an attention sink that otherwise collects most of the flow, see README).
-        residual: share of each node's own stream kept as a self-edge (0 = plain GAF).
+        residual: share of each node's own stream kept as a self-edge (0 = plain GAF), or
+            ``"gradient"`` (pre-norm decoders, see ``PRE_NORM_MODEL_TYPES``): the self-edge is
+            the positive gradient x activation of the stream's parts, in the units of ``agf``
+            (docs/generation.md).
         cross_weight: encoder-decoders: share of a decoder node's inflow from cross-attention.
         mu, rtol: solver options as in :func:`gaflow.explain`.
     """
@@ -183,6 +201,7 @@ def explain_generation(
     ensure_eager(model)
     model.eval()
     encdec = _is_encoder_decoder(model)
+    _check_residual(model, residual)
     items = []
     for k, (p, c) in enumerate(zip(prompts, conts, strict=True)):
         if not isinstance(p, str) or not p.strip():
@@ -193,6 +212,56 @@ def explain_generation(
     runner = _explain_encdec if encdec else _explain_decoder
     out = runner(model, tokenizer, prompts, items, opts)
     return out[0] if single else out
+
+
+def _check_residual(model, residual) -> None:
+    if isinstance(residual, str):
+        if residual != "gradient":
+            raise InputError(f"residual must be a number in [0, 1] or 'gradient', got {residual!r}")
+        kind = getattr(model.config, "model_type", None)
+        if kind not in PRE_NORM_MODEL_TYPES:
+            raise InputError(
+                f"residual='gradient' needs an additive (pre-norm) residual stream; model type "
+                f"{kind!r} is not among the checked ones "
+                f"({', '.join(sorted(PRE_NORM_MODEL_TYPES))}: gaflow.generation."
+                "PRE_NORM_MODEL_TYPES)")
+    elif isinstance(residual, bool) or not isinstance(residual, (int, float)) \
+            or not 0 <= residual <= 1:
+        raise InputError(f"residual must be a number in [0, 1] or 'gradient', got {residual!r}")
+
+
+@contextmanager
+def _attention_outputs(model, active: bool = True) -> Iterator[list]:
+    """Record every module's tuple output during a forward pass (when ``active``);
+    :func:`_match_attention` then finds, for each returned attention tensor, the output of the
+    module that made it."""
+    seen: list = []
+    if not active:
+        yield seen
+        return
+
+    def hook(_module, _args, output):
+        if isinstance(output, tuple):
+            seen.append(output)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    try:
+        yield seen
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _match_attention(seen: list, attentions) -> list[torch.Tensor]:
+    """Per layer, the first element (the attention output, before the residual add) of the
+    innermost module output that contains that layer's attention weights."""
+    found = []
+    for layer, att in enumerate(attentions):
+        hit = next((o for o in seen if any(x is att for x in o)), None)  # innermost returns first
+        if hit is None or not isinstance(hit[0], torch.Tensor) or hit[0].dim() != 3:
+            raise ModelError(f"could not find the attention output of layer {layer}")
+        found.append(hit[0])
+    return found
 
 
 def _sequences(model, tokenizer, prompt, continuation, max_new, encdec, stop_at_eos):
@@ -238,11 +307,19 @@ def _explain_decoder(model, tokenizer, prompts, items, opts):
     # the last generated token is never read: inputs are prompt + generated[:-1]
     rows = [ids + gen[:-1] for ids, gen, _ in items]
     x, m = pad_ids(rows, pad, device)  # right padding: positions of real tokens are unchanged
-    with torch.enable_grad(), differentiable(model):
-        out = model(input_ids=x, attention_mask=m, output_attentions=True)
+    grad_res = opts["residual"] == "gradient"
+    with torch.enable_grad(), differentiable(model), \
+            _attention_outputs(model, grad_res) as seen:
+        out = model(input_ids=x, attention_mask=m, output_attentions=True,
+                    output_hidden_states=grad_res)
         if not out.attentions:
             raise ModelError("the model returned no attentions; load it with eager attention")
         att = _np(out.attentions)
+        n_layers, heads = att.shape[1], att.shape[2]
+        mids = _match_attention(seen, out.attentions) if grad_res else []
+        seen.clear()
+        if grad_res:
+            hidden, attn_out = _np(out.hidden_states[:n_layers]), _np(mids)  # (B, L, t, d)
         k_max = max(len(gen) for _, gen, _ in items)
         scores = [np.zeros((len(gen), len(ids) + len(gen))) for ids, gen, _ in items]
         values = [np.zeros(len(gen)) for _, gen, _ in items]
@@ -250,11 +327,19 @@ def _explain_decoder(model, tokenizer, prompts, items, opts):
             picks = [(b, len(ids) - 1 + r, gen[r]) for b, (ids, gen, _) in enumerate(items)
                      if r < len(gen)]
             target = sum(out.logits[b, p, tok] for b, p, tok in picks)
-            grads = _np(torch.autograd.grad(target, out.attentions, retain_graph=r < k_max - 1))
+            g = torch.autograd.grad(target, [*out.attentions, *mids], retain_graph=r < k_max - 1)
+            grads = _np(g[:n_layers])
+            g_mid = _np(g[n_layers:]) if grad_res else None
             for b, p, _ in picks:
                 caps = _info(opts["method"], att[b][:, :, : p + 1, : p + 1],
                              grads[b][:, :, : p + 1, : p + 1], causal=True)
-                caps = with_residual(caps, opts["residual"])
+                if grad_res:
+                    keep = slice(0, p + 1)
+                    diag = np.arange(p + 1)
+                    caps[:, diag, diag] += gradient_self_edges(
+                        g_mid[b][:, keep], hidden[b][:, keep], attn_out[b][:, keep], heads)
+                else:
+                    caps = with_residual(caps, opts["residual"])
                 caps, outputs = decoder_graph(caps, p)
                 mask = np.ones(p + 1, dtype=bool)
                 if opts["exclude_first"] and p > 0:
@@ -278,32 +363,52 @@ def _explain_encdec(model, tokenizer, prompts, items, opts):
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     src, src_m = pad_ids([s for s, _, _ in items], pad, device)
     dec, dec_m = pad_ids([[start, *gen[:-1]] for _, gen, start in items], pad, device)
-    with torch.enable_grad(), differentiable(model):
+    grad_res = opts["residual"] == "gradient"
+    with torch.enable_grad(), differentiable(model), \
+            _attention_outputs(model, grad_res) as seen:
         out = model(input_ids=src, attention_mask=src_m, decoder_input_ids=dec,
-                    decoder_attention_mask=dec_m, output_attentions=True)
+                    decoder_attention_mask=dec_m, output_attentions=True,
+                    output_hidden_states=grad_res)
         groups = [out.encoder_attentions, out.decoder_attentions, out.cross_attentions]
         if not all(groups):
             raise ModelError("the model returned no attentions; load it with eager attention")
         flat = [a for g in groups for a in g]
         le, ld = len(groups[0]), len(groups[1])
         arrays = [_np(groups[0]), _np(groups[1]), _np(groups[2])]
+        mids = [m for g in groups for m in _match_attention(seen, g)] if grad_res else []
+        seen.clear()
+        if grad_res:  # (B, L, t, d) streams and sub-block outputs
+            h_enc, h_dec = _np(out.encoder_hidden_states[:le]), _np(out.decoder_hidden_states[:ld])
+            a_enc, a_self, a_cross = _np(mids[:le]), _np(mids[le : le + ld]), _np(mids[le + ld :])
         k_max = max(len(gen) for _, gen, _ in items)
         shapes = [(len(s), len(gen)) for s, gen, _ in items]
         scores = [np.zeros((k, s + k)) for s, k in shapes]
         values = [np.zeros(k) for _, k in shapes]
+        n = len(flat)
         for r in range(k_max):
             picks = [(b, gen[r]) for b, (_, gen, _) in enumerate(items) if r < len(gen)]
             target = sum(out.logits[b, r, tok] for b, tok in picks)
-            g = torch.autograd.grad(target, flat, retain_graph=r < k_max - 1)
-            ge, gd, gc = _np(g[:le]), _np(g[le : le + ld]), _np(g[le + ld :])
+            g = torch.autograd.grad(target, [*flat, *mids[: le + ld]],
+                                    retain_graph=r < k_max - 1)
+            ge, gd, gc = _np(g[:le]), _np(g[le : le + ld]), _np(g[le + ld : n])
+            if grad_res:
+                gm_enc, gm_dec = _np(g[n : n + le]), _np(g[n + le :])
             for b, _ in picks:
                 s, k = shapes[b]
                 enc = _info(opts["method"], arrays[0][b][:, :, :s, :s], ge[b][:, :, :s, :s])
                 dcs = _info(opts["method"], arrays[1][b][:, :, :k, :k], gd[b][:, :, :k, :k],
                             causal=True)
                 crs = _info(opts["method"], arrays[2][b][:, :, :k, :s], gc[b][:, :, :k, :s])
-                enc = with_residual(enc, opts["residual"])
-                dcs = with_residual(dcs, opts["residual"])
+                if grad_res:
+                    de, dd = np.arange(s), np.arange(k)
+                    enc[:, de, de] += gradient_self_edges(
+                        gm_enc[b][:, :s], h_enc[b][:, :s], a_enc[b][:, :s], arrays[0].shape[2])
+                    dcs[:, dd, dd] += gradient_self_edges(
+                        gm_dec[b][:, :k], h_dec[b][:, :k], [a_self[b][:, :k], a_cross[b][:, :k]],
+                        arrays[1].shape[2])
+                else:
+                    enc = with_residual(enc, opts["residual"])
+                    dcs = with_residual(dcs, opts["residual"])
                 caps, outputs = encoder_decoder_graph(enc, dcs, crs, r, opts["cross_weight"])
                 sol = solve_flow(caps, outputs, mu=opts["mu"], rtol=opts["rtol"])
                 scores[b][r, : s + r + 1] = sol.attributions

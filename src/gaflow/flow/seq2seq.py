@@ -26,6 +26,15 @@ default 0.5) splits each decoder node's inflow between its own prefix and the so
 **Residual option.** ``residual = r`` replaces each self-attention block ``C`` by
 ``(1 - r) C + r diag(rowsum C)``: every node also keeps a share of its own stream, the
 generalisation of Abnar & Zuidema's ``0.5 A + 0.5 I`` to capacities that do not sum to 1.
+
+**Gradient residual** (``residual="gradient"``, pre-norm decoders). The self-edge of node ``i``
+at layer ``l`` is measured like the attention edges instead of being a fixed share: the stream
+entering layer ``l`` is a sum of parts (the embeddings, and the attention and MLP outputs of
+every earlier layer) and each part contributes ``g · part`` to the target logit, ``g`` being the
+gradient at layer ``l``'s attention output (for an additive stream ``a = h + attn``, the gradient
+at ``a``). The self-edge gets ``(1 / H) Σ_parts max(g · part, 0)``: the positive part at the
+finest split, in the units of ``agf = mean_h max(A ∘ ∇A, 0)`` (summed over heads and keys,
+``A ∘ ∇A`` is ``g · attn`` up to the output bias).
 """
 
 from __future__ import annotations
@@ -98,3 +107,32 @@ def encoder_decoder_graph(
     caps[le:, s:, s:] = (1 - cross_weight) * dec
     caps[le:, s:, :s] = cross_weight * crs
     return caps, [s + position]
+
+
+def gradient_self_edges(grads: np.ndarray, hidden: np.ndarray,
+                        sublayers: np.ndarray | list[np.ndarray], heads: int) -> np.ndarray:
+    """Self-edge capacities of ``residual="gradient"`` (see the module docstring).
+
+    Args:
+        grads: (L, t, d) gradient of the target at each layer's (self-)attention output.
+        hidden: (L, t, d) stream entering each layer (``hidden[0]`` = embeddings).
+        sublayers: one (L, t, d) array per attention sub-block (self-attention; for an
+            encoder-decoder's decoder also cross-attention): each layer's output of it, before
+            it is added to the stream. The rest of a layer's update is its MLP.
+        heads: attention heads per layer (the head mean of ``agf``).
+
+    Returns:
+        (L, t) non-negative self-edge capacities, to add to the diagonal of the capacities.
+    """
+    subs = [sublayers] if isinstance(sublayers, np.ndarray) else list(sublayers)
+    if grads.ndim != 3 or any(a.shape != grads.shape for a in (hidden, *subs)) or not subs:
+        raise InputError(f"shapes do not fit: grads {grads.shape}, hidden {hidden.shape}, "
+                         f"sublayers {[a.shape for a in subs]} (expected equal (L, t, d))")
+    n_layers = grads.shape[0]
+    parts = [hidden[0]]
+    for k in range(n_layers - 1):  # stream(k + 1) = stream(k) + sub-blocks(k) + mlp(k)
+        parts += [a[k] for a in subs] + [hidden[k + 1] - hidden[k] - sum(a[k] for a in subs)]
+    contrib = np.maximum(np.einsum("lid,kid->lki", grads, np.stack(parts)), 0.0)  # (L, P, t)
+    per_layer = len(subs) + 1  # layer l reads the embeddings and l layers' parts
+    used = np.arange(len(parts))[None, :] <= per_layer * np.arange(n_layers)[:, None]
+    return np.einsum("lki,lk->li", contrib, used.astype(float)) / heads
