@@ -55,20 +55,19 @@ def train_encoder_decoder(seed=0, steps=600, heads=4, arch="bart"):
     source ``x1..x4`` -> target ``x4..x1`` (reverse)."""
     import transformers as tf
 
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
     config_cls, model_cls = {
         "bart": (tf.BartConfig, tf.BartForConditionalGeneration),
         "mbart": (tf.MBartConfig, tf.MBartForConditionalGeneration),
     }[arch]
-
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
     cfg = config_cls(vocab_size=len(SPECIAL) + len(SYMBOLS), d_model=64, encoder_layers=2,
-                        decoder_layers=2, encoder_attention_heads=heads,
-                        decoder_attention_heads=heads,
-                        encoder_ffn_dim=128, decoder_ffn_dim=128, max_position_embeddings=16,
-                        pad_token_id=0, bos_token_id=2, eos_token_id=4, decoder_start_token_id=2,
-                        dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
-                        attn_implementation="eager")
+                     decoder_layers=2, encoder_attention_heads=heads,
+                     decoder_attention_heads=heads,
+                     encoder_ffn_dim=128, decoder_ffn_dim=128, max_position_embeddings=16,
+                     pad_token_id=0, bos_token_id=2, eos_token_id=4, decoder_start_token_id=2,
+                     dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
+                     attn_implementation="eager")
     model = model_cls(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(steps):
