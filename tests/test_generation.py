@@ -238,3 +238,11 @@ def test_cli_generate(gen_models, tokenizer, tmp_path, capsys):
                      "--continuation", "very smart", "--format", "json"]) == 0
     data = GenerationExplanation.from_json(capsys.readouterr().out)
     assert data.generated == ["very", "smart"]
+    assert cli.main(["explain", "--generate", "the dog is", "--model", str(folder),
+                     "--continuation", "very smart", "--residual", "gradient",
+                     "--format", "json"]) == 0
+    data = GenerationExplanation.from_json(capsys.readouterr().out)
+    assert data.config["residual"] == "gradient" and np.isfinite(data.scores).all()
+    with pytest.raises(SystemExit):
+        cli.main(["explain", "--generate", "the dog", "--model", str(folder), "--residual", "x"])
+    assert "'gradient'" in capsys.readouterr().err
