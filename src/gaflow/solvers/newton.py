@@ -324,6 +324,11 @@ def factor(
 
 # --------------------------------------------------------------------------- path following
 
+TIGHT = 1e-12  # centring tolerance (lambda^2 / mu) of every point a result is made from
+LOOSE = 0.5  # mu=None: centring tolerance of the early stages (see solve_barrier)
+SWITCH = 1e3  # mu=None: early stages end when extrapolations agree to SWITCH * rtol
+SWITCH_MU = 1e-8  # ... or at the latest at this mu
+
 
 def _max_step(graph: LayeredGraph, x: FlowState, step: _Step) -> float:
     """Largest alpha keeping every live flow strictly inside (0, u) (dead edges never move)."""
@@ -379,20 +384,21 @@ def _combine(x: FlowState, x_prev: FlowState, shrink: float) -> FlowState:
 
 def center(
     graph: LayeredGraph, x: FlowState, mu: float, tol: float, max_iter: int,
-    masks: _Masks | None = None,
+    masks: _Masks | None = None, min_steps: int = 0,
 ) -> tuple[FlowState, int, float]:
     """Damped Newton on the barrier objective for a fixed ``mu``.
 
     Stops when the normalised Newton decrement ``lambda^2 / mu`` (the objective divided by ``mu``
-    is self-concordant) falls below ``tol``, or stalls at the rounding floor below ``1e-8``.
-    Returns the new flows, the number of steps and the last decrement.
+    is self-concordant) falls below ``tol`` after at least ``min_steps`` steps, or stalls at the
+    rounding floor below ``1e-8``. Returns the new flows, the number of steps and the last
+    decrement.
     """
     m = masks if masks is not None else _Masks.of(graph)
     lam2 = math.inf
     for it in range(1, max_iter + 1):
         step = newton_step(graph, x, mu, masks=m)
         prev, lam2 = lam2, step.decrement / mu
-        if lam2 <= tol or (lam2 <= 1e-8 and lam2 > 0.1 * prev):
+        if (lam2 <= tol and it > min_steps) or (lam2 <= 1e-8 and lam2 > 0.1 * prev):
             return x, it - 1, lam2
         alpha = min(1.0, 0.995 * _max_step(graph, x, step))
         if lam2 > 0.25:
@@ -424,6 +430,8 @@ def solve_barrier(
     mu_start: float = 1.0,
     shrink: float = 0.1,
     max_iter: int = 300,
+    loose: float = LOOSE,
+    switch: float = SWITCH,
 ) -> tuple[FlowState, NewtonReport]:
     """Path-following barrier method on a layered graph (normalised units).
 
@@ -434,23 +442,34 @@ def solve_barrier(
         mu_start: first point of the central path.
         shrink: factor by which ``mu`` decreases between centring stages.
         max_iter: cap on the total number of Newton steps.
+        loose: ``mu=None``: centring tolerance (on ``lambda^2 / mu``) of the early stages.
+        switch: ``mu=None``: the early stages end once two extrapolations from loosely centred
+            points agree to ``switch * rtol * max|phi|``, at the latest at ``mu = SWITCH_MU``.
 
     For ``mu=None`` each pair of consecutive central points is extrapolated to ``mu = 0``
     (:func:`_combine`); the run stops when two consecutive extrapolations agree to
-    ``rtol * max|phi|`` (the later one is then about ``shrink^2`` times closer still).
+    ``rtol * max|phi|`` (the later one is then about ``shrink^2`` times closer still). Early
+    stages are centred only loosely (``lambda^2 / mu <= loose``, after at least one corrector
+    step): their points serve to move
+    along the path and to tell when the end is near, never as results. From then on every stage
+    is centred to ``1e-12`` (the point where the switch happens is re-centred first), and only
+    extrapolations of such points may stop the run.
     """
     x = feasible_start(graph)
     masks = _Masks.of(graph)
     target = mu
     mu_k = mu_start if target is None else max(mu_start, target)
     total = 0
-    prev: FlowState | None = None
-    best: FlowState | None = None
+    prev: FlowState | None = None  # last centred point, and whether it was centred tightly
+    best: FlowState | None = None  # last extrapolation, and whether both its points were tight
+    prev_ok = best_ok = False
     err = math.inf
     converged = False
-    tol = 1e-12
+    tight = target is not None
     while total < max_iter:
-        x, steps, lam2 = center(graph, x, mu_k, tol, max_iter - total, masks)
+        # a loose stage takes at least one (corrector) step, or its points would drift
+        x, steps, lam2 = center(graph, x, mu_k, TIGHT if tight else loose, max_iter - total,
+                                masks, min_steps=0 if tight else 1)
         total += steps
         centred = lam2 <= 1e-8
         if target is not None:
@@ -460,18 +479,23 @@ def solve_barrier(
                 break
             mu_next = max(target, mu_k * shrink)
         else:
-            if prev is not None and centred:
+            ok = tight and centred  # only such points lie on the central path closely enough
+            if prev is not None and (centred or not tight):
                 extra = _combine(x, prev, shrink)
                 if best is not None:
                     err = float(np.abs(extra.source - best.source).max())
-                    if err <= rtol * float(np.abs(extra.source).max()):
+                    scale = float(np.abs(extra.source).max())
+                    if ok and prev_ok and best_ok and err <= rtol * scale:
                         x, converged = extra, True
                         break
-                best = extra
-            # only centred points lie on the central path that the extrapolation assumes
-            prev = x if centred else None
-            if not centred:
-                best = None
+                    if not tight and (err <= switch * rtol * scale or mu_k <= SWITCH_MU):
+                        tight, prev, best = True, None, None
+                        continue  # re-centre this point tightly, at the same mu
+                best, best_ok = extra, ok and prev_ok
+            if tight and not centred:
+                prev, best = None, None
+            else:
+                prev, prev_ok = x, ok
             if mu_k < 1e-13:
                 break
             mu_next = mu_k * shrink

@@ -23,6 +23,7 @@ import torch
 
 from ..errors import InputError
 from ..flow.graph import LayeredGraph
+from .newton import LOOSE, SWITCH, SWITCH_MU, TIGHT
 
 
 @dataclass
@@ -333,6 +334,8 @@ def solve_barrier_batch(
     mu_start: float = 1.0,
     shrink: float = 0.1,
     max_iter: int = 300,
+    loose: float = LOOSE,
+    switch: float = SWITCH,
 ) -> tuple[BatchState, BatchReport]:
     """Path following in lock step over the batch; the rules of ``newton.solve_barrier``.
 
@@ -356,7 +359,10 @@ def solve_barrier_batch(
     best = _zeros_like(x)  # last extrapolation per graph (valid where has_best)
     has_prev = [False] * n_b
     has_best = [False] * n_b
-    tol = 1e-12
+    prev_ok = [False] * n_b  # prev / best made only of tightly centred points
+    best_ok = [False] * n_b
+    tight = [target is not None] * n_b
+    stage_steps = [0] * n_b  # Newton steps since the last predictor
     while not all(done):
         idx = torch.tensor([b for b in range(n_b) if not done[b]], device=dev)
         gs, xs, mus, pr = _take_graph(g, idx), _take(x, idx), mu_k[idx], predict[idx]
@@ -373,7 +379,12 @@ def solve_barrier_batch(
         cen = ~pr
         lam2 = dec / mus
         lp = torch.where(pr, math.inf, lam_prev[idx])
-        finished = cen & ((lam2 <= tol) | ((lam2 <= 1e-8) & (lam2 > 0.1 * lp)))
+        tol = torch.tensor([TIGHT if tight[b] else loose for b in idx.tolist()], dtype=dt,
+                           device=dev)
+        # a loose stage takes at least one (corrector) step: newton.center's min_steps
+        stepped = torch.tensor([tight[b] or stage_steps[b] > 0 for b in idx.tolist()],
+                               device=dev)
+        finished = cen & (((lam2 <= tol) & stepped) | ((lam2 <= 1e-8) & (lam2 > 0.1 * lp)))
         budget = torch.tensor([total[b] < max_iter for b in idx.tolist()], device=dev)
         moving = cen & ~finished & budget
         finished = finished | (cen & ~budget)
@@ -397,13 +408,16 @@ def solve_barrier_batch(
         predict[idx] = False
         lam2_host = lam2.tolist()
         for j, b in enumerate(idx.tolist()):
+            if bool(pr[j]):
+                stage_steps[b] = 0
             if bool(moving[j]):
                 total[b] += 1
+                stage_steps[b] += 1
             if not bool(finished[j]):
                 continue
             centred = lam2_host[j] <= 1e-8
             mk = float(mu_k[b])
-            if total[b] >= max_iter and not lam2_host[j] <= tol:
+            if total[b] >= max_iter and not lam2_host[j] <= float(tol[j]):
                 done[b] = True
                 continue
             if target is not None:
@@ -415,22 +429,28 @@ def solve_barrier_batch(
                 nxt = max(target, mk * shrink)
             else:
                 xb = _row(x, b)
-                if has_prev[b] and centred:
+                ok = tight[b] and centred
+                if has_prev[b] and (centred or not tight[b]):
                     extra = _combine(xb, _row(prev, b), shrink)
                     if has_best[b]:
                         e = float((extra.source - _row(best, b).source).abs().max())
                         err[b] = e
-                        if e <= rtol * float(extra.source.abs().max()):
+                        scale = float(extra.source.abs().max())
+                        if ok and prev_ok[b] and best_ok[b] and e <= rtol * scale:
                             x = _put(x, b, extra)
                             converged[b] = True
                             done[b] = True
                             continue
+                        if not tight[b] and (e <= switch * rtol * scale or mk <= SWITCH_MU):
+                            tight[b], has_prev[b], has_best[b] = True, False, False
+                            continue  # re-centred tightly at the same mu in the next rounds
                     best = _put(best, b, extra)
-                    has_best[b] = True
-                prev = _put(prev, b, xb)
-                has_prev[b] = centred
-                if not centred:
-                    has_best[b] = False
+                    has_best[b], best_ok[b] = True, ok and prev_ok[b]
+                if tight[b] and not centred:
+                    has_prev[b] = has_best[b] = False
+                else:
+                    prev = _put(prev, b, xb)
+                    has_prev[b], prev_ok[b] = True, ok
                 if mk < 1e-13:
                     done[b] = True
                     continue
