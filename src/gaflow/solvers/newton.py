@@ -171,7 +171,12 @@ class _Masks:
 
 
 def newton_step(
-    graph: LayeredGraph, x: FlowState, mu: float, tangent: bool = False, masks: _Masks | None = None
+    graph: LayeredGraph,
+    x: FlowState,
+    mu: float,
+    tangent: bool = False,
+    masks: _Masks | None = None,
+    passes: int = 3,
 ) -> _Step:
     """Newton direction of the barrier objective under ``B f = 0`` (residual ``B f`` corrected).
 
@@ -201,12 +206,12 @@ def newton_step(
     keep = 0.0 if tangent else 1.0
 
     # --- node potentials: (B D B^T) w = B (keep * f - D g), then q = g + B^T w. The first pass
-    # starts from q = g; two more passes are iterative refinement of conservation (each solves
-    # for the residual B (keep * f - D q) left by rounding and corrects q by it).
+    # starts from q = g; the ``passes - 1`` more are iterative refinement of conservation (each
+    # solves for the residual B (keep * f - D q) left by rounding and corrects q by it).
     fac = factor(graph, d_l, d_s, d_z, d_f)
     q_l, q_s, q_z, q_f = g_l, g_s, g_z, g_f
     base = keep * x.layers
-    for _ in range(3):
+    for _ in range(passes):
         dw, dw_z = fac.solve(
             *divergence(
                 base - d_l * q_l,
@@ -328,6 +333,7 @@ TIGHT = 1e-12  # centring tolerance (lambda^2 / mu) of every point a result is m
 LOOSE = 0.5  # mu=None: centring tolerance of the early stages (see solve_barrier)
 SWITCH = 1e3  # mu=None: early stages end when extrapolations agree to SWITCH * rtol
 SWITCH_MU = 1e-8  # ... or at the latest at this mu
+LOOSE_PASSES = 2  # solves per Newton step in the loose stages (3 elsewhere)
 
 
 def _max_step(graph: LayeredGraph, x: FlowState, step: _Step) -> float:
@@ -384,33 +390,37 @@ def _combine(x: FlowState, x_prev: FlowState, shrink: float) -> FlowState:
 
 def center(
     graph: LayeredGraph, x: FlowState, mu: float, tol: float, max_iter: int,
-    masks: _Masks | None = None, min_steps: int = 0,
+    masks: _Masks | None = None, min_steps: int = 0, passes: int = 3,
 ) -> tuple[FlowState, int, float]:
     """Damped Newton on the barrier objective for a fixed ``mu``.
 
     Stops when the normalised Newton decrement ``lambda^2 / mu`` (the objective divided by ``mu``
     is self-concordant) falls below ``tol`` after at least ``min_steps`` steps, or stalls at the
-    rounding floor below ``1e-8``. Returns the new flows, the number of steps and the last
-    decrement.
+    rounding floor below ``1e-8``. ``passes``: solves per step (see :func:`newton_step`).
+    Returns the new flows, the number of steps and the last decrement.
     """
     m = masks if masks is not None else _Masks.of(graph)
     lam2 = math.inf
+    phi_x = None  # the objective at x when the line search has already evaluated it
     for it in range(1, max_iter + 1):
-        step = newton_step(graph, x, mu, masks=m)
+        step = newton_step(graph, x, mu, masks=m, passes=passes)
         prev, lam2 = lam2, step.decrement / mu
         if (lam2 <= tol and it > min_steps) or (lam2 <= 1e-8 and lam2 > 0.1 * prev):
             return x, it - 1, lam2
         alpha = min(1.0, 0.995 * _max_step(graph, x, step))
+        accepted = None
         if lam2 > 0.25:
             # damped phase: Armijo backtracking, floored by the self-concordant step 1/(1+lambda)
             floor = min(alpha, 1.0 / (1.0 + math.sqrt(lam2)))
-            phi0 = objective(graph, x, mu, m)
+            phi0 = phi_x if phi_x is not None else objective(graph, x, mu, m)
             while alpha > floor:
                 trial = objective(graph, _move(x, step, alpha), mu, m)
                 if trial <= phi0 - 0.01 * alpha * mu * lam2:
+                    accepted = trial
                     break
                 alpha = max(floor, 0.5 * alpha)
         x = _move(x, step, alpha)
+        phi_x = accepted
     return x, max_iter, lam2
 
 
@@ -467,9 +477,11 @@ def solve_barrier(
     converged = False
     tight = target is not None
     while total < max_iter:
-        # a loose stage takes at least one (corrector) step, or its points would drift
+        # a loose stage takes at least one (corrector) step, or its points would drift; its
+        # steps refine conservation once (LOOSE_PASSES), the tight stages twice
         x, steps, lam2 = center(graph, x, mu_k, TIGHT if tight else loose, max_iter - total,
-                                masks, min_steps=0 if tight else 1)
+                                masks, min_steps=0 if tight else 1,
+                                passes=3 if tight else LOOSE_PASSES)
         total += steps
         centred = lam2 <= 1e-8
         if target is not None:

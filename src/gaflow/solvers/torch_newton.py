@@ -23,7 +23,7 @@ import torch
 
 from ..errors import InputError
 from ..flow.graph import LayeredGraph
-from .newton import LOOSE, SWITCH, SWITCH_MU, TIGHT
+from .newton import LOOSE, LOOSE_PASSES, SWITCH, SWITCH_MU, TIGHT
 
 
 @dataclass
@@ -232,9 +232,11 @@ def divergence(a_l, a_s, a_z, a_f) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def newton_step(
-    g: BatchGraph, x: BatchState, mu: torch.Tensor, tangent: torch.Tensor
+    g: BatchGraph, x: BatchState, mu: torch.Tensor, tangent: torch.Tensor,
+    passes: list[int] | None = None,
 ) -> tuple[BatchState, torch.Tensor]:
-    """Batched Newton direction (or ``dx/dmu`` where ``tangent``) and the decrement (B,)."""
+    """Batched Newton direction (or ``dx/dmu`` where ``tangent``) and the decrement (B,).
+    ``passes``: per graph, solves of the node system (``newton.newton_step``; default 3)."""
     live = g.live
     m4 = mu[:, None, None, None]
     f = torch.where(live, x.layers, 0.5)
@@ -259,7 +261,9 @@ def newton_step(
     fac = factor(g, d_l, d_s, d_z, d_f)
     q_l, q_s, q_z, q_f = g_l, g_s, g_z, g_f
     n_layers = d_l.shape[1]
-    for _ in range(3):
+    n_pass = torch.tensor(passes if passes is not None else [3] * len(mu), device=mu.device)
+    for k in range(int(n_pass.max())):
+        act = k < n_pass  # (B,) graphs that take this pass
         dw, dw_z = fac.solve(
             *divergence(
                 torch.where(live, keep[:, None, None, None] * x.layers - d_l * q_l, 0.0),
@@ -268,6 +272,8 @@ def newton_step(
                 keep * x.value - d_f * q_f,
             )
         )
+        dw = torch.where(act[:, None, None], dw, 0.0)
+        dw_z = torch.where(act, dw_z, 0.0)
         q_l = q_l + torch.where(live, dw[:, :-1, None, :] - dw[:, 1:, :, None], 0.0)
         q_s = q_s + torch.where(g.source, -dw[:, 0], 0.0)
         q_z = q_z + torch.where(g.sink, dw[:, n_layers] - dw_z[:, None], 0.0)
@@ -366,7 +372,9 @@ def solve_barrier_batch(
     while not all(done):
         idx = torch.tensor([b for b in range(n_b) if not done[b]], device=dev)
         gs, xs, mus, pr = _take_graph(g, idx), _take(x, idx), mu_k[idx], predict[idx]
-        step, dec = newton_step(gs, xs, mus, pr)
+        passes = [3 if tight[b] or bool(pr[j]) else LOOSE_PASSES
+                  for j, b in enumerate(idx.tolist())]
+        step, dec = newton_step(gs, xs, mus, pr, passes)
         # predictor moves: x + alpha (mu_next - mu) dx/dmu, alpha <= 0.9 of the boundary step
         if bool(pr.any()):
             delta = mu_next[idx] - mus
