@@ -454,7 +454,8 @@ def solve_barrier(
         max_iter: cap on the total number of Newton steps.
         loose: ``mu=None``: centring tolerance (on ``lambda^2 / mu``) of the early stages.
         switch: ``mu=None``: the early stages end once two extrapolations from loosely centred
-            points agree to ``switch * rtol * max|phi|``, at the latest at ``mu = SWITCH_MU``.
+            points agree to ``switch * rtol * max|phi|`` while their disagreement is shrinking
+            (at most half the previous one), at the latest at ``mu = SWITCH_MU``.
 
     For ``mu=None`` each pair of consecutive central points is extrapolated to ``mu = 0``
     (:func:`_combine`); the run stops when two consecutive extrapolations agree to
@@ -474,6 +475,7 @@ def solve_barrier(
     best: FlowState | None = None  # last extrapolation, and whether both its points were tight
     prev_ok = best_ok = False
     err = math.inf
+    err_loose = 0.0  # last disagreement of two loose extrapolations (0: none yet)
     converged = False
     tight = target is not None
     while total < max_iter:
@@ -500,9 +502,13 @@ def solve_barrier(
                     if ok and prev_ok and best_ok and err <= rtol * scale:
                         x, converged = extra, True
                         break
-                    if not tight and (err <= switch * rtol * scale or mu_k <= SWITCH_MU):
+                    # switch once the extrapolations agree and are converging (a flat stretch
+                    # of the path early on can make two of them agree by chance)
+                    if not tight and ((err <= switch * rtol * scale and err < 0.5 * err_loose)
+                                      or mu_k <= SWITCH_MU):
                         tight, prev, best = True, None, None
                         continue  # re-centre this point tightly, at the same mu
+                    err_loose = err
                 best, best_ok = extra, ok and prev_ok
             if tight and not centred:
                 prev, best = None, None

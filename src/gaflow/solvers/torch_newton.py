@@ -369,6 +369,7 @@ def solve_barrier_batch(
     best_ok = [False] * n_b
     tight = [target is not None] * n_b
     stage_steps = [0] * n_b  # Newton steps since the last predictor
+    err_loose = [0.0] * n_b  # last disagreement of two loose extrapolations (0: none yet)
     while not all(done):
         idx = torch.tensor([b for b in range(n_b) if not done[b]], device=dev)
         gs, xs, mus, pr = _take_graph(g, idx), _take(x, idx), mu_k[idx], predict[idx]
@@ -449,9 +450,11 @@ def solve_barrier_batch(
                             converged[b] = True
                             done[b] = True
                             continue
-                        if not tight[b] and (e <= switch * rtol * scale or mk <= SWITCH_MU):
+                        if not tight[b] and ((e <= switch * rtol * scale
+                                              and e < 0.5 * err_loose[b]) or mk <= SWITCH_MU):
                             tight[b], has_prev[b], has_best[b] = True, False, False
                             continue  # re-centred tightly at the same mu in the next rounds
+                        err_loose[b] = e
                     best = _put(best, b, extra)
                     has_best[b], best_ok[b] = True, ok and prev_ok[b]
                 if tight[b] and not centred:
