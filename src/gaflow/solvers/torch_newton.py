@@ -23,7 +23,15 @@ import torch
 
 from ..errors import InputError
 from ..flow.graph import LayeredGraph
-from .newton import LOOSE, LOOSE_PASSES, SWITCH, SWITCH_MU, TIGHT
+from .newton import (
+    LOOSE,
+    LOOSE_PASSES,
+    RESTORE_STEPS,
+    RESTORED,
+    SWITCH,
+    SWITCH_MU,
+    TIGHT,
+)
 
 
 @dataclass
@@ -103,6 +111,21 @@ def feasible_start(g: BatchGraph) -> BatchState:
         sink=torch.where(g.sink, node_flow * factor[:, None], 0.0),
         value=g.source.sum(dim=1).to(caps.dtype) * factor,
     )
+
+
+def interior_start(g: BatchGraph) -> BatchState:
+    """Half of every live capacity (``newton.interior_start``), per graph of the batch."""
+    layers = torch.where(g.live, 0.5 * g.caps, 0.0)
+    source = torch.where(g.source, layers[:, 0].sum(dim=1), 0.0)
+    sink = torch.where(g.sink, layers[:, -1].sum(dim=2), 0.0)
+    return BatchState(layers=layers, source=source, sink=sink, value=source.sum(dim=1))
+
+
+def imbalance(g: BatchGraph, x: BatchState) -> torch.Tensor:
+    """(B,) largest violation of flow conservation (``newton.imbalance``)."""
+    r, r_z = divergence(x.layers, torch.where(g.source, x.source, 0.0),
+                        torch.where(g.sink, x.sink, 0.0), x.value)
+    return torch.maximum(r.abs().flatten(1).amax(dim=1), r_z.abs())
 
 
 # --------------------------------------------------------------------------- objective
@@ -350,15 +373,14 @@ def solve_barrier_batch(
     """
     n_b = g.caps.shape[0]
     dev, dt = g.caps.device, g.caps.dtype
-    x = feasible_start(g)
     target = mu
     mu_k = torch.full((n_b,), mu_start if target is None else max(mu_start, target), dtype=dt,
                       device=dev)
+    x, total = _restore(g, interior_start(g), mu_k)
     mu_next = mu_k.clone()
     predict = torch.zeros(n_b, dtype=torch.bool, device=dev)
     lam_prev = torch.full((n_b,), math.inf, dtype=dt, device=dev)
     done = [False] * n_b
-    total = [0] * n_b
     err = [math.inf] * n_b
     converged = [False] * n_b
     prev = _zeros_like(x)  # last centred point per graph (valid where has_prev)
@@ -453,6 +475,7 @@ def solve_barrier_batch(
                         if not tight[b] and ((e <= switch * rtol * scale
                                               and e < 0.5 * err_loose[b]) or mk <= SWITCH_MU):
                             tight[b], has_prev[b], has_best[b] = True, False, False
+                            lam_prev[b] = math.inf  # a new centring run (newton.center)
                             continue  # re-centred tightly at the same mu in the next rounds
                         err_loose[b] = e
                     best = _put(best, b, extra)
@@ -469,6 +492,33 @@ def solve_barrier_batch(
             mu_next[b] = nxt
             predict[b] = True
     return x, BatchReport(total, mu_k.tolist(), err, converged)
+
+
+def _restore(g: BatchGraph, x: BatchState, mu: torch.Tensor) -> tuple[BatchState, list[int]]:
+    """``newton.restore`` in lock step: infeasible-start Newton steps until each graph is
+    balanced; a graph still unbalanced after ``RESTORE_STEPS`` starts from ``feasible_start``."""
+    n_b = g.caps.shape[0]
+    steps = [0] * n_b
+    running = list(range(n_b))
+    for _ in range(RESTORE_STEPS):
+        imb, val = imbalance(g, x).tolist(), x.value.tolist()
+        running = [b for b in running if imb[b] > RESTORED * max(1.0, val[b])]
+        if not running:
+            break
+        idx = torch.tensor(running, device=g.caps.device)
+        gs, xs = _take_graph(g, idx), _take(x, idx)
+        step, _ = newton_step(gs, xs, mu[idx], torch.zeros(len(running), dtype=torch.bool,
+                                                            device=g.caps.device))
+        alpha = torch.clamp(0.995 * _max_step(gs, xs, step), max=1.0)
+        x = _scatter(x, idx, _move(xs, step, alpha))
+        for b in running:
+            steps[b] += 1
+    imb, val = imbalance(g, x).tolist(), x.value.tolist()
+    failed = [b for b in range(n_b) if imb[b] > RESTORED * max(1.0, val[b])]
+    if failed:
+        idx = torch.tensor(failed, device=g.caps.device)
+        x = _scatter(x, idx, feasible_start(_take_graph(g, idx)))
+    return x, steps
 
 
 def _take_graph(g: BatchGraph, idx: torch.Tensor) -> BatchGraph:
