@@ -503,10 +503,12 @@ def solve_barrier(
     (:func:`_combine`); the run stops when two consecutive extrapolations agree to
     ``rtol * max|phi|`` (the later one is then about ``shrink^2`` times closer still). Early
     stages are centred only loosely (``lambda^2 / mu <= loose``, after at least one corrector
-    step): their points serve to move
-    along the path and to tell when the end is near, never as results. From then on every stage
-    is centred to ``1e-12`` (the point where the switch happens is re-centred first), and only
-    extrapolations of such points may stop the run.
+    step): their points serve to move along the path and to tell when the end is near, never as
+    results. From then on every stage is centred to ``1e-12`` (the point where the switch
+    happens is re-centred first), and only extrapolations of such points may stop the run.
+
+    The run starts from :func:`interior_start` balanced by :func:`restore` (its steps count),
+    or from :func:`feasible_start` if that fails.
     """
     masks = _Masks.of(graph)
     target = mu
