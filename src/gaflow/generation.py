@@ -264,6 +264,63 @@ def _match_attention(seen: list, attentions) -> list[torch.Tensor]:
     return found
 
 
+@contextmanager
+def _linear_norms(model, active: bool = True) -> Iterator[None]:
+    """Hold every normalisation's scale fixed in the backward pass (forward values unchanged):
+    LayerNorm ``(x - mean) / sigma`` and RMSNorm ``x / rms`` with ``sigma`` / ``rms`` detached.
+
+    A normalisation is scale invariant, so ``grad . x`` summed over the parts of a stream that
+    feeds one is zero whatever the parts carry; with the scale held fixed the layer is linear
+    and gradient x activation splits the logit conservatively (the LayerNorm rule of Ali et al.
+    2022, *XAI for Transformers: better explanations through conservative propagation*).
+    """
+    if not active:
+        yield
+        return
+    patched = []
+    for mod in model.modules():
+        fn = _linear_norm_forward(mod)
+        if fn is not None:
+            mod.forward = fn
+            patched.append(mod)
+    try:
+        yield
+    finally:
+        for mod in patched:
+            del mod.forward
+
+
+def _linear_norm_forward(mod):
+    """The scale-detached forward of a LayerNorm / RMSNorm module, None for other modules."""
+    if isinstance(mod, torch.nn.LayerNorm):
+        if len(mod.normalized_shape) != 1:
+            raise ModelError(f"cannot linearise {type(mod).__name__} over several dimensions")
+
+        def layer_norm(x):
+            centred = x - x.mean(-1, keepdim=True)
+            y = centred / torch.sqrt(centred.pow(2).mean(-1, keepdim=True) + mod.eps).detach()
+            if mod.weight is not None:
+                y = y * mod.weight
+            return y + mod.bias if mod.bias is not None else y
+
+        return layer_norm
+    name = type(mod).__name__
+    if name.endswith("RMSNorm") or name == "T5LayerNorm":
+        eps = getattr(mod, "variance_epsilon", getattr(mod, "eps", None))
+        if eps is None or not isinstance(getattr(mod, "weight", None), torch.Tensor):
+            raise ModelError(f"cannot linearise {name}: no weight / epsilon found")
+
+        def rms_norm(x):
+            x32 = x.float()
+            y = x32 / torch.sqrt(x32.pow(2).mean(-1, keepdim=True) + eps).detach()
+            return mod.weight * y.to(mod.weight.dtype)
+
+        return rms_norm
+    if "Norm" in name and not isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
+        raise ModelError(f"residual='gradient' cannot linearise the normalisation {name}")
+    return None
+
+
 def _sequences(model, tokenizer, prompt, continuation, max_new, encdec, stop_at_eos):
     """(source ids or prompt ids, generated ids, decoder start id)."""
     eos = tokenizer.eos_token_id if stop_at_eos else None
@@ -308,7 +365,7 @@ def _explain_decoder(model, tokenizer, prompts, items, opts):
     rows = [ids + gen[:-1] for ids, gen, _ in items]
     x, m = pad_ids(rows, pad, device)  # right padding: positions of real tokens are unchanged
     grad_res = opts["residual"] == "gradient"
-    with torch.enable_grad(), differentiable(model), \
+    with torch.enable_grad(), differentiable(model), _linear_norms(model, grad_res), \
             _attention_outputs(model, grad_res) as seen:
         out = model(input_ids=x, attention_mask=m, output_attentions=True,
                     output_hidden_states=grad_res)
@@ -364,7 +421,7 @@ def _explain_encdec(model, tokenizer, prompts, items, opts):
     src, src_m = pad_ids([s for s, _, _ in items], pad, device)
     dec, dec_m = pad_ids([[start, *gen[:-1]] for _, gen, start in items], pad, device)
     grad_res = opts["residual"] == "gradient"
-    with torch.enable_grad(), differentiable(model), \
+    with torch.enable_grad(), differentiable(model), _linear_norms(model, grad_res), \
             _attention_outputs(model, grad_res) as seen:
         out = model(input_ids=src, attention_mask=src_m, decoder_input_ids=dec,
                     decoder_attention_mask=dec_m, output_attentions=True,
