@@ -180,9 +180,9 @@ def explain_generation(
         exclude_first: leave the first position out of the graph (decoders; the first token is
             an attention sink that otherwise collects most of the flow, see README).
         residual: share of each node's own stream kept as a self-edge (0 = plain GAF), or
-            ``"gradient"`` (pre-norm decoders, see ``PRE_NORM_MODEL_TYPES``): the self-edge is
-            the positive gradient x activation of the stream's parts, in the units of ``agf``
-            (docs/generation.md).
+            ``"gradient"`` (pre-norm models, see ``PRE_NORM_MODEL_TYPES``): the self-edge is
+            the positive gradient x activation of the stream's parts, in the units of ``agf``,
+            with every gradient taken through linearised normalisations (docs/generation.md).
         cross_weight: encoder-decoders: share of a decoder node's inflow from cross-attention.
         mu, rtol: solver options as in :func:`gaflow.explain`.
     """
@@ -269,10 +269,11 @@ def _linear_norms(model, active: bool = True) -> Iterator[None]:
     """Hold every normalisation's scale fixed in the backward pass (forward values unchanged):
     LayerNorm ``(x - mean) / sigma`` and RMSNorm ``x / rms`` with ``sigma`` / ``rms`` detached.
 
-    A normalisation is scale invariant, so ``grad . x`` summed over the parts of a stream that
-    feeds one is zero whatever the parts carry; with the scale held fixed the layer is linear
-    and gradient x activation splits the logit conservatively (the LayerNorm rule of Ali et al.
-    2022, *XAI for Transformers: better explanations through conservative propagation*).
+    A normalisation is scale invariant (``x . dLN(x)/dx = 0``): over the parts of the stream that
+    enters the final one, ``grad . part`` sums to zero whatever the parts carry. With the scale
+    held fixed the layer is linear and gradient x activation splits the logit conservatively
+    (the LayerNorm rule of Ali et al. 2022, *XAI for Transformers: better explanations through
+    conservative propagation*).
     """
     if not active:
         yield

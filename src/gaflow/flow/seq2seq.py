@@ -34,7 +34,9 @@ every earlier layer) and each part contributes ``g · part`` to the target logit
 gradient at layer ``l``'s attention output (for an additive stream ``a = h + attn``, the gradient
 at ``a``). The self-edge gets ``(1 / H) Σ_parts max(g · part, 0)``: the positive part at the
 finest split, in the units of ``agf = mean_h max(A ∘ ∇A, 0)`` (summed over heads and keys,
-``A ∘ ∇A`` is ``g · attn`` up to the output bias).
+``A ∘ ∇A`` is ``g · attn`` up to the output bias). The caller takes every gradient with the
+normalisations' scales held fixed (``gaflow.generation``): a LayerNorm is scale invariant, so
+otherwise the ``g · part`` of a stream would sum to zero.
 """
 
 from __future__ import annotations
