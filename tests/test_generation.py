@@ -125,6 +125,16 @@ def test_gradient_residual_finite_efficient_causal(gen_models, tokenizer, arch):
     assert not np.allclose(plain.scores, e.scores)  # the self-edges change the flow
 
 
+@pytest.mark.parametrize("arch", ["gpt2", "mbart"])
+def test_gradient_residual_batch_equals_one_by_one(gen_models, tokenizer, arch):
+    model = copy.deepcopy(gen_models[arch]).double()
+    batch = explain_generation(model, tokenizer, PROMPTS, max_new_tokens=3, residual="gradient")
+    for p, b in zip(PROMPTS, batch, strict=True):
+        one = explain_generation(model, tokenizer, p, max_new_tokens=3, residual="gradient")
+        assert one.tokens == b.tokens
+        np.testing.assert_allclose(b.scores, one.scores, rtol=0, atol=1e-6 * one.scores.max())
+
+
 MLP = {"gpt2": "transformer.h.{}.mlp", "llama": "model.layers.{}.mlp",
        "t5": "decoder.block.{}.layer.2.DenseReluDense", "mbart": "model.decoder.layers.{}.fc2"}
 
