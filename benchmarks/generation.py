@@ -1,5 +1,6 @@
 """Time explain_generation for a 128-token prompt on GPT-2-small-sized and T5-small-sized
-random models (12 / 6+6 layers): capture, and the flow solve per generated token.
+random models (12 / 6+6 layers): capture, and the flow solve per generated token, with the
+plain graph (``residual=0``) and with ``residual="gradient"``.
 
 Usage: python benchmarks/generation.py   (writes benchmarks/results/generation.md)
 """
@@ -62,24 +63,25 @@ def main() -> None:
     rows = []
     for name, model in models.items():
         model.eval()
-        calls, wrapper = timed_solver()
-        gen.solve_flow = wrapper
-        try:
-            t0 = time.perf_counter()
-            e = explain_generation(model, _Tok(), prompt, max_new_tokens=4, method="agf",
-                                   stop_at_eos=False)
-            total = time.perf_counter() - t0
-        finally:
-            gen.solve_flow = solvers.solve_flow
-        rows.append((name, len(e.tokens), total, calls))
-        print(name, f"{total:.1f} s", [f"{c:.2f}" for c in calls], flush=True)
+        for residual in (0.0, "gradient"):
+            calls, wrapper = timed_solver()
+            gen.solve_flow = wrapper
+            try:
+                t0 = time.perf_counter()
+                e = explain_generation(model, _Tok(), prompt, max_new_tokens=4, method="agf",
+                                       stop_at_eos=False, residual=residual)
+                total = time.perf_counter() - t0
+            finally:
+                gen.solve_flow = solvers.solve_flow
+            rows.append((name, residual, len(e.tokens), total, calls))
+            print(name, residual, f"{total:.1f} s", [f"{c:.2f}" for c in calls], flush=True)
     lines = ["# explain_generation timing (128-token prompt, 4 generated tokens, agf)", "",
              f"Machine: {machine()}. Random weights (timing only). "
              "`python benchmarks/generation.py`.", "",
-             "| model | players | total (greedy + capture + solves) | solve per token |",
-             "|---|---:|---:|---|"]
-    for name, n, total, calls in rows:
-        lines.append(f"| {name} | {n} | {total:.1f} s | "
+             "| model | residual | players | total (greedy + capture + solves) | solve per token |",
+             "|---|---|---:|---:|---|"]
+    for name, residual, n, total, calls in rows:
+        lines.append(f"| {name} | {residual} | {n} | {total:.1f} s | "
                      + ", ".join(f"{c:.2f} s" for c in calls) + " |")
     out = Path(__file__).parent / "results" / "generation.md"
     out.write_text("\n".join(lines) + "\n")
