@@ -370,7 +370,7 @@ def factor(
 # --------------------------------------------------------------------------- path following
 
 TIGHT = 1e-12  # centring tolerance (lambda^2 / mu) of every point a result is made from
-LOOSE = 0.5  # mu=None: centring tolerance of the early stages (see solve_barrier)
+LOOSE = 4.0  # mu=None: centring tolerance of the early stages (see solve_barrier)
 SWITCH = 1e3  # mu=None: early stages end when extrapolations agree to SWITCH * rtol
 SWITCH_MU = 1e-8  # ... or at the latest at this mu
 LOOSE_PASSES = 2  # solves per Newton step in the loose stages (3 elsewhere)
