@@ -9,7 +9,12 @@ import pytest
 import torch
 
 from gaflow.errors import InputError, ModelError, UnknownNameError
-from gaflow.flow.seq2seq import encoder_decoder_graph, gradient_self_edges, with_residual
+from gaflow.flow.seq2seq import (
+    encoder_decoder_graph,
+    gradient_self_edges,
+    with_residual,
+    with_self_edges,
+)
 from gaflow.generation import (
     GenerationExplanation,
     _attention_outputs,
@@ -218,6 +223,9 @@ def test_gradient_self_edges_by_hand():
     np.testing.assert_allclose(two, [[0.5, 1.0], [4.0, 0.5]])  # an empty cross block
     with pytest.raises(InputError, match="shapes"):
         gradient_self_edges(grads, hidden[:1], attn, heads=2)
+    caps = np.ones((2, 2, 2))
+    np.testing.assert_allclose(with_self_edges(caps, two), [[[1.5, 1], [1, 2]], [[5, 1], [1, 1.5]]])
+    assert caps.sum() == 8  # the input is not changed
 
 
 def test_gradient_residual_errors(gen_models, tokenizer):

@@ -25,6 +25,7 @@ from .flow.seq2seq import (
     encoder_decoder_graph,
     gradient_self_edges,
     with_residual,
+    with_self_edges,
 )
 from .flow.tensors import INFORMATION_TENSORS
 from .solvers import solve_flow
@@ -110,9 +111,9 @@ class GenerationExplanation:
         return self.scores / v[:, None]
 
 
-#: Decoder model types whose residual stream is additive (pre-norm: ``h + attn(norm(h)) +
-#: mlp(...)``, nothing applied to a sub-block's output after it is added), as
-#: ``residual="gradient"`` needs. Add a type here only after checking that property.
+#: Model types (decoders and encoder-decoders) whose residual stream is additive (pre-norm:
+#: ``h + attn(norm(h)) + mlp(...)``, nothing applied to a sub-block's output after it is
+#: added), as ``residual="gradient"`` needs. Add a type here only after checking that property.
 PRE_NORM_MODEL_TYPES: set[str] = {
     "gpt2", "gpt_bigcode", "gpt_neox", "gptj", "llama", "mistral", "mixtral", "qwen2", "qwen3",
     "phi3", "mbart", "t5", "mt5",
@@ -393,9 +394,8 @@ def _explain_decoder(model, tokenizer, prompts, items, opts):
                              grads[b][:, :, : p + 1, : p + 1], causal=True)
                 if grad_res:
                     keep = slice(0, p + 1)
-                    diag = np.arange(p + 1)
-                    caps[:, diag, diag] += gradient_self_edges(
-                        g_mid[b][:, keep], hidden[b][:, keep], attn_out[b][:, keep], heads)
+                    caps = with_self_edges(caps, gradient_self_edges(
+                        g_mid[b][:, keep], hidden[b][:, keep], attn_out[b][:, keep], heads))
                 else:
                     caps = with_residual(caps, opts["residual"])
                 caps, outputs = decoder_graph(caps, p)
@@ -458,12 +458,11 @@ def _explain_encdec(model, tokenizer, prompts, items, opts):
                             causal=True)
                 crs = _info(opts["method"], arrays[2][b][:, :, :k, :s], gc[b][:, :, :k, :s])
                 if grad_res:
-                    de, dd = np.arange(s), np.arange(k)
-                    enc[:, de, de] += gradient_self_edges(
-                        gm_enc[b][:, :s], h_enc[b][:, :s], a_enc[b][:, :s], arrays[0].shape[2])
-                    dcs[:, dd, dd] += gradient_self_edges(
+                    enc = with_self_edges(enc, gradient_self_edges(
+                        gm_enc[b][:, :s], h_enc[b][:, :s], a_enc[b][:, :s], arrays[0].shape[2]))
+                    dcs = with_self_edges(dcs, gradient_self_edges(
                         gm_dec[b][:, :k], h_dec[b][:, :k], [a_self[b][:, :k], a_cross[b][:, :k]],
-                        arrays[1].shape[2])
+                        arrays[1].shape[2]))
                 else:
                     enc = with_residual(enc, opts["residual"])
                     dcs = with_residual(dcs, opts["residual"])

@@ -59,6 +59,17 @@ def with_residual(caps: np.ndarray, residual: float) -> np.ndarray:
     return out
 
 
+def with_self_edges(caps: np.ndarray, self_edges: np.ndarray) -> np.ndarray:
+    """(L, t, t) capacities with the (L, t) ``self_edges`` added to each layer's diagonal."""
+    if self_edges.shape != caps.shape[:2]:
+        raise InputError(f"self-edges of shape {self_edges.shape} do not fit capacities "
+                         f"{caps.shape}")
+    out = caps.copy()
+    idx = np.arange(caps.shape[-1])
+    out[:, idx, idx] += self_edges
+    return out
+
+
 def decoder_graph(caps: np.ndarray, position: int) -> tuple[np.ndarray, list[int]]:
     """Capacities and output set for the token read out at ``position`` of a causal decoder."""
     if not 0 <= position < caps.shape[-1]:
