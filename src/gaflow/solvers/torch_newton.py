@@ -24,8 +24,14 @@ import torch
 from ..errors import InputError
 from ..flow.graph import LayeredGraph
 from .newton import (
+    ARMIJO,
+    BOUNDARY,
+    DAMPED,
+    LINE_ITERS,
+    LINE_START,
     LOOSE,
     LOOSE_PASSES,
+    PREDICT,
     RESTORE_STEPS,
     RESTORED,
     SWITCH,
@@ -329,6 +335,42 @@ def _max_step(g: BatchGraph, x: BatchState, step: BatchState) -> torch.Tensor:
     return alpha
 
 
+def line_search(
+    g: BatchGraph, x: BatchState, step: BatchState, mu: torch.Tensor, max_step: torch.Tensor,
+    iters: int = LINE_ITERS,
+) -> torch.Tensor:
+    """(B,) step lengths of ``newton.line_search``, per graph of the batch."""
+    live = g.live
+    f = torch.where(live, x.layers, 0.5)
+    slack = torch.where(live, g.caps, 1.0) - f
+    d = torch.where(live, step.layers, 0.0)
+    ends = [(torch.where(g.source, x.source, 1.0), torch.where(g.source, step.source, 0.0)),
+            (torch.where(g.sink, x.sink, 1.0), torch.where(g.sink, step.sink, 0.0)),
+            (x.value[:, None], step.value[:, None])]
+    bound = BOUNDARY * max_step
+    a = torch.clamp(LINE_START * max_step, max=1.0)
+    for _ in range(iters):
+        p = d / (f + a[:, None, None, None] * d)
+        q = d / (slack - a[:, None, None, None] * d)
+        g1 = p.flatten(1).sum(dim=1) - q.flatten(1).sum(dim=1)
+        g2 = (p * p).flatten(1).sum(dim=1) + (q * q).flatten(1).sum(dim=1)
+        for v, dv in ends:
+            r = dv / (v + a[:, None] * dv)
+            g1 = g1 + r.sum(dim=1)
+            g2 = g2 + (r * r).sum(dim=1)
+        g1 = -step.value - mu * g1
+        g2 = mu * g2
+        ok = g2 > 0
+        safe = torch.where(ok, g2, 1.0)
+        dec = g1.abs() / torch.sqrt(mu * safe)
+        move = torch.where(dec > 0.25, -g1 / safe / (1.0 + dec), -g1 / safe)
+        new = a + move
+        inside = (new > 0) & (new < bound)
+        a = torch.where(ok, torch.where(inside, new, 0.5 * (a + torch.where(move > 0, bound, 0.0))),
+                        a)
+    return a
+
+
 def _move(x: BatchState, step: BatchState, alpha: torch.Tensor) -> BatchState:
     return BatchState(
         x.layers + alpha[:, None, None, None] * step.layers,
@@ -398,13 +440,13 @@ def solve_barrier_batch(
         passes = [3 if tight[b] or bool(pr[j]) else LOOSE_PASSES
                   for j, b in enumerate(idx.tolist())]
         step, dec = newton_step(gs, xs, mus, pr, passes)
-        # predictor moves: x + alpha (mu_next - mu) dx/dmu, alpha <= 0.9 of the boundary step
+        # predictor moves: x + alpha (mu_next - mu) dx/dmu, alpha <= PREDICT * the boundary step
         if bool(pr.any()):
             delta = mu_next[idx] - mus
             scaled = BatchState(step.layers * delta[:, None, None, None],
                                 step.source * delta[:, None], step.sink * delta[:, None],
                                 step.value * delta)
-            alpha = torch.clamp(0.9 * _max_step(gs, xs, scaled), max=1.0)
+            alpha = torch.clamp(PREDICT * _max_step(gs, xs, scaled), max=1.0)
             xs = _move(xs, scaled, torch.where(pr, alpha, 0.0))
             mus = torch.where(pr, mu_next[idx], mus)
         cen = ~pr
@@ -420,15 +462,21 @@ def solve_barrier_batch(
         moving = cen & ~finished & budget
         finished = finished | (cen & ~budget)
         if bool(moving.any()):
-            alpha = torch.clamp(0.995 * _max_step(gs, xs, step), max=1.0)
-            damped = moving & (lam2 > 0.25)
+            amax = _max_step(gs, xs, step)
+            alpha = torch.clamp(BOUNDARY * amax, max=1.0)
+            damped = moving & (lam2 > DAMPED)
             if bool(damped.any()):
-                floor = torch.minimum(alpha, 1.0 / (1.0 + torch.sqrt(lam2)))
+                # newton.center: the line search's length if it lowers phi enough, else Armijo
                 phi0 = objective(gs, xs, mus)
-                need = damped & (alpha > floor)
+                length = line_search(gs, xs, step, mus, amax)
+                phi = objective(gs, _move(xs, step, torch.where(damped, length, 0.0)), mus)
+                good = damped & (phi <= phi0 - ARMIJO * torch.clamp(length, max=1.0) * mus * lam2)
+                alpha = torch.where(good, length, alpha)
+                floor = torch.minimum(alpha, 1.0 / (1.0 + torch.sqrt(lam2)))
+                need = damped & ~good & (alpha > floor)
                 while bool(need.any()):
                     phi = objective(gs, _move(xs, step, torch.where(need, alpha, 0.0)), mus)
-                    ok = phi <= phi0 - 0.01 * alpha * mus * lam2
+                    ok = phi <= phi0 - ARMIJO * alpha * mus * lam2
                     need = need & ~ok
                     alpha = torch.where(need, torch.maximum(floor, 0.5 * alpha), alpha)
                     need = need & (alpha > floor)
@@ -509,7 +557,7 @@ def _restore(g: BatchGraph, x: BatchState, mu: torch.Tensor) -> tuple[BatchState
         gs, xs = _take_graph(g, idx), _take(x, idx)
         step, _ = newton_step(gs, xs, mu[idx], torch.zeros(len(running), dtype=torch.bool,
                                                             device=g.caps.device))
-        alpha = torch.clamp(0.995 * _max_step(gs, xs, step), max=1.0)
+        alpha = torch.clamp(BOUNDARY * _max_step(gs, xs, step), max=1.0)
         x = _scatter(x, idx, _move(xs, step, alpha))
         for b in running:
             steps[b] += 1
