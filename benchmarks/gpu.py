@@ -2,19 +2,20 @@
 
 Two steps, because the GPU machine is lent only now and then and for minutes:
 
-    python benchmarks/cuda.py reference --out REF.npz [--real DIR]   # here, on the CPU (NumPy)
-    python benchmarks/cuda.py gpu --ref REF.npz --out-dir DIR        # on the CUDA machine
+    python benchmarks/gpu.py reference --out REF.npz [--real DIR]   # here, on the CPU (NumPy)
+    python benchmarks/gpu.py gpu --ref REF.npz --out-dir DIR        # on the CUDA machine
 
 ``reference`` builds the cases (random attention-like graphs from a fixed seed, optionally the
 real MiniLM AGF graphs ``DIR/real_128.npy`` and ``DIR/real_512.npy``, and two batches of graphs of
 different lengths) and solves them with the NumPy backend (``mu=None``, rtol 1e-6); the npz holds
-the capacities' seeds and the reference attributions. ``gpu`` rebuilds the same graphs, solves
-them with ``backend="torch", device=DEVICE`` (float64), checks every attribution against the
+the reference attributions, NumPy times and step counts. ``gpu`` rebuilds the same graphs,
+solves them with ``backend="torch", device="cuda"`` (float64), checks every attribution against the
 NumPy reference (relative max difference), and times end-to-end AGF explanations of randomly
 initialised MiniLM-sized and BERT-base-sized classifiers on the GPU (model, capture and solver
 all on CUDA) against one forward+backward pass and captum IG-50 when captum is importable.
-It writes ``cuda.md`` and ``cuda.json`` into ``--out-dir``; the committed copy is
-``benchmarks/results/cuda.md``.
+It writes ``gpu.md`` and ``gpu.json`` into ``--out-dir``; the committed copy is
+``benchmarks/results/gpu.md``. (Not called ``cuda.py``: run as a script, that name would shadow
+the ``cuda`` package that torch imports.)
 """
 
 from __future__ import annotations
@@ -191,8 +192,8 @@ def report(solver_rows, e2e_rows, device: str, args) -> str:
     lines = [
         "# The torch backend on a GPU", "",
         f"Device: {device}; torch {torch.__version__}; host {machine()}.", "",
-        "Produced by `python benchmarks/cuda.py gpu` on a lent GPU machine, against NumPy "
-        "references computed on the CPU machine by `python benchmarks/cuda.py reference` "
+        "Produced by `python benchmarks/gpu.py gpu` on a lent GPU machine, against NumPy "
+        "references computed on the CPU machine by `python benchmarks/gpu.py reference` "
         "(NumPy times below are from that machine: AMD EPYC, 2 cores). float64, "
         "`mu=None`, rtol 1e-6. Times are medians of 2–3 runs after a warm-up, with "
         "`torch.cuda.synchronize()` around each; they include moving the capacities to the "
@@ -242,7 +243,7 @@ def gpu(args) -> None:
     ref = dict(np.load(args.ref))
     real = Path(args.real) if args.real else None
     solver_rows = gpu_solver(ref, real, args)
-    (out / "cuda.json").write_text(json.dumps(dict(device=device, solver=solver_rows), indent=1))
+    (out / "gpu.json").write_text(json.dumps(dict(device=device, solver=solver_rows), indent=1))
     e2e_rows = []
     if args.tokenizer:
         try:
@@ -252,10 +253,10 @@ def gpu(args) -> None:
             ig = False
         e2e_rows = gpu_end_to_end(Path(args.tokenizer),
                                   [int(v) for v in args.lengths.split(",")], ig)
-    (out / "cuda.json").write_text(
+    (out / "gpu.json").write_text(
         json.dumps(dict(device=device, solver=solver_rows, end_to_end=e2e_rows), indent=1))
-    (out / "cuda.md").write_text(report(solver_rows, e2e_rows, device, args))
-    print((out / "cuda.md").read_text())
+    (out / "gpu.md").write_text(report(solver_rows, e2e_rows, device, args))
+    print((out / "gpu.md").read_text())
 
 
 def main() -> None:
