@@ -247,7 +247,7 @@ def test_line_search_minimises_along_the_newton_direction(seed, near):
     assert ok
     mu = 1e-3
     if near:
-        x, _, lam2 = nw.center(graph, x, 1.0, nw.TIGHT, 50, masks)
+        x, _, lam2, _ = nw.center(graph, x, 1.0, nw.TIGHT, 50, masks)
         assert lam2 <= nw.TIGHT
         mu = 0.1
     step = nw.newton_step(graph, x, mu, masks=masks)

@@ -194,6 +194,7 @@ class _Step:
     sink: np.ndarray
     value: float
     decrement: float  # lambda^2 = dx^T H dx (unnormalised)
+    factored: _Factor | None = None  # the factor of B D B^T at (x, mu) the step was made with
 
 
 @dataclass
@@ -217,6 +218,7 @@ def newton_step(
     tangent: bool = False,
     masks: _Masks | None = None,
     passes: int = 3,
+    factored: _Factor | None = None,
 ) -> _Step:
     """Newton direction of the barrier objective under ``B f = 0`` (residual ``B f`` corrected).
 
@@ -226,6 +228,8 @@ def newton_step(
     With ``tangent=True`` the gradient is replaced by that of the barrier alone and no residual is
     corrected: the result is ``dx/dmu`` along the central path (differentiate ``g + B^T w = 0``).
     Dead edges have ``d = 0``, so whatever ``g`` or ``q`` hold there never reaches a result.
+    ``D`` depends on ``x`` and ``mu`` only (not on ``tangent``): ``factored``, the factor of an
+    earlier step at the same ``x`` and ``mu`` (``_Step.factored``), saves the factorisation.
     """
     m = masks if masks is not None else _Masks.of(graph)
     n_layers = graph.n_layers
@@ -248,7 +252,7 @@ def newton_step(
     # --- node potentials: (B D B^T) w = B (keep * f - D g), then q = g + B^T w. The first pass
     # starts from q = g; the ``passes - 1`` more are iterative refinement of conservation (each
     # solves for the residual B (keep * f - D q) left by rounding and corrects q by it).
-    fac = factor(graph, d_l, d_s, d_z, d_f)
+    fac = factored if factored is not None else factor(graph, d_l, d_s, d_z, d_f)
     q_l, q_s, q_z, q_f = g_l, g_s, g_z, g_f
     base = keep * x.layers
     for _ in range(passes):
@@ -273,6 +277,7 @@ def newton_step(
         sink=-d_z * q_z,
         value=float(-d_f * q_f),
         decrement=dec,
+        factored=fac,
     )
 
 
@@ -483,13 +488,14 @@ def line_search(
 def center(
     graph: LayeredGraph, x: FlowState, mu: float, tol: float, max_iter: int,
     masks: _Masks | None = None, min_steps: int = 0, passes: int = 3,
-) -> tuple[FlowState, int, float]:
+) -> tuple[FlowState, int, float, _Factor | None]:
     """Damped Newton on the barrier objective for a fixed ``mu``.
 
     Stops when the normalised Newton decrement ``lambda^2 / mu`` (the objective divided by ``mu``
     is self-concordant) falls below ``tol`` after at least ``min_steps`` steps, or stalls at the
     rounding floor below ``1e-8``. ``passes``: solves per step (see :func:`newton_step`).
-    Returns the new flows, the number of steps and the last decrement.
+    Returns the new flows, the number of steps, the last decrement and, when the run stopped by
+    its criterion, the factor of the Newton system at the returned point (for :func:`_predict`).
 
     Damped phase (``lambda^2 / mu > DAMPED``): the step length comes from :func:`line_search`
     and is kept if it lowers the objective by ``ARMIJO * min(alpha, 1) * lambda^2``; otherwise
@@ -503,7 +509,7 @@ def center(
         step = newton_step(graph, x, mu, masks=m, passes=passes)
         prev, lam2 = lam2, step.decrement / mu
         if (lam2 <= tol and it > min_steps) or (lam2 <= 1e-8 and lam2 > 0.1 * prev):
-            return x, it - 1, lam2
+            return x, it - 1, lam2, step.factored
         amax = _max_step(graph, x, step)
         alpha = min(1.0, BOUNDARY * amax)
         accepted = None
@@ -523,14 +529,20 @@ def center(
                     alpha = max(floor, 0.5 * alpha)
         x = _move(x, step, alpha)
         phi_x = accepted
-    return x, max_iter, lam2
+    return x, max_iter, lam2, None
 
 
 def _predict(
-    graph: LayeredGraph, x: FlowState, mu: float, mu_next: float, masks: _Masks | None = None
+    graph: LayeredGraph, x: FlowState, mu: float, mu_next: float, masks: _Masks | None = None,
+    factored: _Factor | None = None,
 ) -> FlowState:
-    """First-order predictor along the central path: ``x + (mu_next - mu) dx/dmu``."""
-    step = _scaled(newton_step(graph, x, mu, tangent=True, masks=masks), mu_next - mu)
+    """First-order predictor along the central path: ``x + (mu_next - mu) dx/dmu``.
+
+    ``factored``: the Newton system's factor at ``(x, mu)``, which the tangent shares with the
+    Newton step :func:`center` computed there last (and did not take).
+    """
+    step = _scaled(newton_step(graph, x, mu, tangent=True, masks=masks, factored=factored),
+                   mu_next - mu)
     alpha = min(1.0, PREDICT * _max_step(graph, x, step))
     return _move(x, step, alpha)
 
@@ -586,7 +598,7 @@ def solve_barrier(
     while total < max_iter:
         # a loose stage takes at least one (corrector) step, or its points would drift; its
         # steps refine conservation once (LOOSE_PASSES), the tight stages twice
-        x, steps, lam2 = center(graph, x, mu_k, TIGHT if tight else loose, max_iter - total,
+        x, steps, lam2, fac = center(graph, x, mu_k, TIGHT if tight else loose, max_iter - total,
                                 masks, min_steps=0 if tight else 1,
                                 passes=3 if tight else LOOSE_PASSES)
         total += steps
@@ -622,7 +634,7 @@ def solve_barrier(
             if mu_k < 1e-13:
                 break
             mu_next = mu_k * shrink
-        x = _predict(graph, x, mu_k, mu_next, masks)
+        x = _predict(graph, x, mu_k, mu_next, masks, fac)
         mu_k = mu_next
     if not converged:
         warnings.warn(
