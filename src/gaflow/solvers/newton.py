@@ -510,6 +510,7 @@ def center(
         prev, lam2 = lam2, step.decrement / mu
         if (lam2 <= tol and it > min_steps) or (lam2 <= 1e-8 and lam2 > 0.1 * prev):
             return x, it - 1, lam2, step.factored
+        step.factored = None  # x moves: this factor is of no further use (and holds 2 L t^2)
         amax = _max_step(graph, x, step)
         alpha = min(1.0, BOUNDARY * amax)
         accepted = None
@@ -635,6 +636,7 @@ def solve_barrier(
                 break
             mu_next = mu_k * shrink
         x = _predict(graph, x, mu_k, mu_next, masks, fac)
+        fac = None  # not kept alive through the next stage's factorisations
         mu_k = mu_next
     if not converged:
         warnings.warn(
