@@ -5,14 +5,16 @@ Two steps, because the GPU machine is lent only now and then and for minutes:
     python benchmarks/gpu.py reference --out REF.npz [--real DIR]   # here, on the CPU (NumPy)
     python benchmarks/gpu.py gpu --ref REF.npz --out-dir DIR        # on the CUDA machine
 
-``reference`` builds the cases (random attention-like graphs from a fixed seed, optionally the
-real MiniLM AGF graphs ``DIR/real_128.npy`` and ``DIR/real_512.npy``, and two batches of graphs of
-different lengths) and solves them with the NumPy backend (``mu=None``, rtol 1e-6); the npz holds
-the reference attributions, NumPy times and step counts. ``gpu`` rebuilds the same graphs,
-solves them with ``backend="torch", device="cuda"`` (float64), checks every attribution against the
-NumPy reference (relative max difference), and times end-to-end AGF explanations of randomly
-initialised MiniLM-sized and BERT-base-sized classifiers on the GPU (model, capture and solver
-all on CUDA) against one forward+backward pass and captum IG-50 when captum is importable.
+``reference`` builds the cases (random attention-like graphs from a fixed seed, two batches of
+graphs of different lengths and, with ``--real DIR``, the AGF graphs of the pretrained MiniLM
+classifier at 128 and 512 tokens, written to ``DIR/real_128.npy`` and ``DIR/real_512.npy`` where
+absent, since the GPU machine lacks the MiniLM wheel) and solves them with the NumPy backend
+(``mu=None``, rtol 1e-6); the npz holds the reference attributions, NumPy times and step
+counts. ``gpu`` rebuilds the same graphs, solves them with ``backend="torch", device="cuda"``
+(float64), checks every attribution against the NumPy reference (relative max difference), and
+times end-to-end AGF explanations of randomly initialised MiniLM-sized and BERT-base-sized
+classifiers on the GPU (model, capture and solver all on CUDA) against one forward+backward pass
+and captum IG-50 when captum is importable.
 It writes ``gpu.md`` and ``gpu.json`` into ``--out-dir``; the committed copy is
 ``benchmarks/results/gpu.md``. (Not called ``cuda.py``: run as a script, that name would shadow
 the ``cuda`` package that torch imports.)
@@ -69,8 +71,30 @@ def solve(caps, **kw):
     return sols if isinstance(sols, list) else [sols]
 
 
+def make_real(real_dir: Path) -> None:
+    """Write ``real_{128,512}.npy``: the AGF tensors of the zoo's ``minilm-sst2`` (pretrained
+    MiniLM weights) on end_to_end.py's text cut to exactly 128 and 512 tokens."""
+    from end_to_end import text_of
+
+    from gaflow.capture import capture
+    from gaflow.flow.tensors import information_tensor
+
+    model, tok = gaflow.load_model("minilm-sst2")
+    real_dir.mkdir(parents=True, exist_ok=True)
+    for t in (128, 512):
+        path = real_dir / f"real_{t}.npy"
+        if path.exists():
+            print(f"{path} exists, kept", flush=True)
+            continue
+        cap = capture(model, dict(tok(text_of(tok, t), return_tensors="pt")), [None])
+        np.save(path, information_tensor("agf", cap.attentions[0], cap.gradients[0]))
+        print(f"wrote {path}", flush=True)
+
+
 def reference(args) -> None:
     real = Path(args.real) if args.real else None
+    if real is not None:
+        make_real(real)
     store = {}
     for name, caps in cases(real, args.max_t).items():
         start = time.perf_counter()
@@ -265,7 +289,8 @@ def main() -> None:
     sub = parser.add_subparsers(dest="step", required=True)
     r = sub.add_parser("reference", help="NumPy references, on the CPU")
     r.add_argument("--out", required=True)
-    r.add_argument("--real", default=None, help="folder with real_128.npy / real_512.npy")
+    r.add_argument("--real", default=None,
+                   help="folder for real_128.npy / real_512.npy (written where absent)")
     r.add_argument("--max-t", type=int, default=1024)
     g = sub.add_parser("gpu", help="CUDA solves and end-to-end timings")
     g.add_argument("--ref", required=True)

@@ -599,9 +599,9 @@ def solve_barrier(
     while total < max_iter:
         # a loose stage takes at least one (corrector) step, or its points would drift; its
         # steps refine conservation once (LOOSE_PASSES), the tight stages twice
-        x, steps, lam2, fac = center(graph, x, mu_k, TIGHT if tight else loose, max_iter - total,
-                                masks, min_steps=0 if tight else 1,
-                                passes=3 if tight else LOOSE_PASSES)
+        x, steps, lam2, fac = center(graph, x, mu_k, TIGHT if tight else loose,
+                                     max_iter - total, masks, min_steps=0 if tight else 1,
+                                     passes=3 if tight else LOOSE_PASSES)
         total += steps
         centred = lam2 <= 1e-8
         if target is not None:
