@@ -246,6 +246,15 @@ def factor(g: BatchGraph, d_l, d_s, d_z, d_f) -> _Factor:
     return _Factor(d_l[:, 0], inv0, chols, couplings, u_vec, s_z)
 
 
+def _take_factor(fac: _Factor, rows: list[int]) -> _Factor:
+    """The factor of a subset of the batch's graphs (rows in the order given)."""
+    if rows == list(range(fac.inv0.shape[0])):
+        return fac
+    idx = torch.tensor(rows, device=fac.inv0.device)
+    return _Factor(fac.d0[idx], fac.inv0[idx], [None] + [c[idx] for c in fac.chols[1:]],
+                   [c[idx] for c in fac.couplings], fac.u_vec[idx], fac.s_z[idx])
+
+
 def divergence(a_l, a_s, a_z, a_f) -> tuple[torch.Tensor, torch.Tensor]:
     """Batched node balance (outflow minus inflow); (B, L+1, t) and the super-sink's (B,)."""
     n_b, n_layers, t, _ = a_l.shape
@@ -262,10 +271,11 @@ def divergence(a_l, a_s, a_z, a_f) -> tuple[torch.Tensor, torch.Tensor]:
 
 def newton_step(
     g: BatchGraph, x: BatchState, mu: torch.Tensor, tangent: torch.Tensor,
-    passes: list[int] | None = None,
-) -> tuple[BatchState, torch.Tensor]:
-    """Batched Newton direction (or ``dx/dmu`` where ``tangent``) and the decrement (B,).
-    ``passes``: per graph, solves of the node system (``newton.newton_step``; default 3)."""
+    passes: list[int] | None = None, factored: _Factor | None = None,
+) -> tuple[BatchState, torch.Tensor, _Factor]:
+    """Batched Newton direction (or ``dx/dmu`` where ``tangent``), the decrement (B,) and the
+    factor used. ``passes``: per graph, solves of the node system (``newton.newton_step``;
+    default 3). ``factored``: a factor at the same ``x`` and ``mu`` (saves the factorisation)."""
     live = g.live
     m4 = mu[:, None, None, None]
     f = torch.where(live, x.layers, 0.5)
@@ -287,7 +297,7 @@ def newton_step(
     g_z = torch.where(tangent[:, None], g_z / m2, g_z)
     g_f = torch.where(tangent, -1.0 / x.value, g_f)
     keep = (~tangent).to(f.dtype)
-    fac = factor(g, d_l, d_s, d_z, d_f)
+    fac = factored if factored is not None else factor(g, d_l, d_s, d_z, d_f)
     q_l, q_s, q_z, q_f = g_l, g_s, g_z, g_f
     n_layers = d_l.shape[1]
     n_pass = torch.tensor(passes if passes is not None else [3] * len(mu), device=mu.device)
@@ -313,7 +323,7 @@ def newton_step(
         + (d_z * q_z * q_z).sum(dim=1)
         + d_f * q_f**2
     )
-    return BatchState(-d_l * q_l, -d_s * q_s, -d_z * q_z, -d_f * q_f), dec
+    return BatchState(-d_l * q_l, -d_s * q_s, -d_z * q_z, -d_f * q_f), dec, fac
 
 
 def _max_step(g: BatchGraph, x: BatchState, step: BatchState) -> torch.Tensor:
@@ -434,12 +444,21 @@ def solve_barrier_batch(
     tight = [target is not None] * n_b
     stage_steps = [0] * n_b  # Newton steps since the last predictor
     err_loose = [0.0] * n_b  # last disagreement of two loose extrapolations (0: none yet)
+    cached = None  # (graph -> row, factor) of the last round, if no graph of it moved
     while not all(done):
         idx = torch.tensor([b for b in range(n_b) if not done[b]], device=dev)
         gs, xs, mus, pr = _take_graph(g, idx), _take(x, idx), mu_k[idx], predict[idx]
         passes = [3 if tight[b] or bool(pr[j]) else LOOSE_PASSES
                   for j, b in enumerate(idx.tolist())]
-        step, dec = newton_step(gs, xs, mus, pr, passes)
+        # newton._predict: when every graph of this round predicts from the point where the
+        # last round's (untaken) centring step was made, that step's factor serves again
+        reuse = None
+        if cached is not None and bool(pr.all()):
+            rows = [cached[0].get(b) for b in idx.tolist()]
+            if None not in rows:
+                reuse = _take_factor(cached[1], rows)
+        step, dec, fac = newton_step(gs, xs, mus, pr, passes, factored=reuse)
+        del reuse
         # predictor moves: x + alpha (mu_next - mu) dx/dmu, alpha <= PREDICT * the boundary step
         if bool(pr.any()):
             delta = mu_next[idx] - mus
@@ -482,6 +501,9 @@ def solve_barrier_batch(
                     need = need & (alpha > floor)
             xs = _move(xs, step, torch.where(moving, alpha, 0.0))
         x = _scatter(x, idx, xs)
+        # every graph of this round ended its centring without moving: keep the factor
+        cached = ({b: j for j, b in enumerate(idx.tolist())}, fac) if bool(finished.all()) else None
+        del fac
         mu_k[idx] = mus
         lam_prev[idx] = torch.where(cen, lam2, lp)
         predict[idx] = False
@@ -555,8 +577,8 @@ def _restore(g: BatchGraph, x: BatchState, mu: torch.Tensor) -> tuple[BatchState
             break
         idx = torch.tensor(running, device=g.caps.device)
         gs, xs = _take_graph(g, idx), _take(x, idx)
-        step, _ = newton_step(gs, xs, mu[idx], torch.zeros(len(running), dtype=torch.bool,
-                                                            device=g.caps.device))
+        step, _, _ = newton_step(gs, xs, mu[idx], torch.zeros(len(running), dtype=torch.bool,
+                                                               device=g.caps.device))
         alpha = torch.clamp(BOUNDARY * _max_step(gs, xs, step), max=1.0)
         x = _scatter(x, idx, _move(xs, step, alpha))
         for b in running:
