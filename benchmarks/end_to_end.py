@@ -93,6 +93,28 @@ def measure(name, model, tok, lengths, repeat, ig_max) -> list[dict]:
     return rows
 
 
+def table(rows: list[dict]) -> list[str]:
+    """Markdown table of :func:`measure` rows (also used by ``gpu.py``)."""
+
+    def cell(v):
+        return "—" if v is None else f"{v:.3f}"
+
+    lines = [
+        "| model | t | fwd+bwd | capture | tensor | solve | Newton steps | AGF total | "
+        "AGF / fwd+bwd | explain | IG-50 | IG-50 / AGF |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        total = r["capture"] + r["tensor"] + r["solve"]
+        ratio_ig = None if r["ig"] is None else r["ig"] / total
+        lines.append(
+            f"| {r['model']} | {r['t']} | {r['fb']:.3f} | {r['capture']:.3f} | {r['tensor']:.3f} "
+            f"| {r['solve']:.3f} | {r['steps']} | {total:.3f} | {total / r['fb']:.1f} | "
+            f"{r['explain']:.3f} | {cell(r['ig'])} | {cell(ratio_ig)} |"
+        )
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -110,9 +132,6 @@ def main() -> None:
             model = bert_base(tok)
         rows += measure(name, model, tok, lengths, args.repeat, args.ig_max)
 
-    def cell(v):
-        return "—" if v is None else f"{v:.3f}"
-
     lines = [
         "# End to end: AGF explanation vs forward+backward and Integrated Gradients", "",
         f"Machine: {machine()}, torch {torch.__version__} ({torch.get_num_threads()} threads)", "",
@@ -121,18 +140,8 @@ def main() -> None:
         "Seconds (median). `AGF total` = capture + tensor + solve; `explain` is one call of "
         "`gaflow.explain` (tokenisation and result building included). Targets of issue 5: "
         "AGF ≤ 1.5 × fwd+bwd for t ≤ 128, and IG-50 / AGF ≥ 10 at t = 128.", "",
-        "| model | t | fwd+bwd | capture | tensor | solve | Newton steps | AGF total | "
-        "AGF / fwd+bwd | explain | IG-50 | IG-50 / AGF |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *table(rows),
     ]
-    for r in rows:
-        total = r["capture"] + r["tensor"] + r["solve"]
-        ratio_ig = None if r["ig"] is None else r["ig"] / total
-        lines.append(
-            f"| {r['model']} | {r['t']} | {r['fb']:.3f} | {r['capture']:.3f} | {r['tensor']:.3f} "
-            f"| {r['solve']:.3f} | {r['steps']} | {total:.3f} | {total / r['fb']:.1f} | "
-            f"{r['explain']:.3f} | {cell(r['ig'])} | {cell(ratio_ig)} |"
-        )
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")
 

@@ -34,6 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from end_to_end import table  # noqa: E402
 from solver import attention_like, machine  # noqa: E402
 
 import gaflow  # noqa: E402
@@ -210,9 +211,6 @@ def gpu_end_to_end(tokenizer_dir: Path, lengths: list[int], ig: bool) -> list[di
 def report(solver_rows, e2e_rows, device: str, args) -> str:
     import torch
 
-    def cell(v):
-        return "—" if v is None else f"{v:.3f}"
-
     lines = [
         "# The torch backend on a GPU", "",
         f"Device: {device}; torch {torch.__version__}; host {machine()}.", "",
@@ -239,17 +237,8 @@ def report(solver_rows, e2e_rows, device: str, args) -> str:
             "the architecture, not the weights, sets these times, except the Newton step "
             "count, which depends on the AGF graph. `AGF total` = capture + tensor + solve; "
             "`explain` is one `gaflow.explain(..., backend=\"torch\", device=\"cuda\")` call.", "",
-            "| model | t | fwd+bwd | capture | tensor | solve | Newton steps | AGF total | "
-            "AGF / fwd+bwd | explain | IG-50 | IG-50 / AGF |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            *table(e2e_rows),
         ]
-        for r in e2e_rows:
-            total = r["capture"] + r["tensor"] + r["solve"]
-            ratio = None if r["ig"] is None else r["ig"] / total
-            lines.append(
-                f"| {r['model']} | {r['t']} | {r['fb']:.3f} | {r['capture']:.3f} | "
-                f"{r['tensor']:.3f} | {r['solve']:.3f} | {r['steps']} | {total:.3f} | "
-                f"{total / r['fb']:.1f} | {r['explain']:.3f} | {cell(r['ig'])} | {cell(ratio)} |")
     return "\n".join(lines) + "\n"
 
 
