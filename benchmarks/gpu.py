@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from end_to_end import table  # noqa: E402
+from end_to_end import fwd_bwd, table, text_of  # noqa: E402
 from solver import attention_like, machine  # noqa: E402
 
 import gaflow  # noqa: E402
@@ -150,28 +150,17 @@ def gpu_solver(ref, real: Path | None, args) -> list[dict]:
     return rows
 
 
-TEXT = ("although this dog is not cute, it is very smart, and the film around it is a warm, "
-        "funny and surprisingly moving story about friendship and growing older. ")
-
-
 def measure(name: str, model, tok, t: int, ig: bool) -> dict:
-    """One row of the end-to-end table: ``model`` on DEVICE, a text of exactly ``t`` tokens."""
+    """One row of the end-to-end table (end_to_end.py's measurements, ``model`` on DEVICE and
+    the torch solver on DEVICE too), for end_to_end.py's text cut to exactly ``t`` tokens."""
     from gaflow.capture import capture
     from gaflow.flow.tensors import information_tensor
 
-    ids = tok(TEXT * (t // 8 + 2), add_special_tokens=False)["input_ids"][: t - 2]
-    text = tok.decode(ids)
+    text = text_of(tok, t)
     enc = {k: v.to(DEVICE) for k, v in tok(text, return_tensors="pt").items()}
-    assert enc["input_ids"].shape[1] == t, (enc["input_ids"].shape, t)
 
-    def fwd_bwd():
-        emb = model.get_input_embeddings()(enc["input_ids"]).detach().requires_grad_(True)
-        out = model(inputs_embeds=emb, attention_mask=enc["attention_mask"],
-                    output_attentions=True)
-        out.logits[0, int(out.logits[0].argmax())].backward()
-
-    fwd_bwd()
-    t_fb, _ = timed(fwd_bwd, 3)
+    fwd_bwd(model, enc)  # warm-up
+    t_fb, _ = timed(lambda: fwd_bwd(model, enc), 3)
     t_cap, cap = timed(lambda: capture(model, dict(enc), [None]), 3)
     attn, grad = cap.attentions[0], cap.gradients[0]
     t_ten, caps = timed(lambda: information_tensor("agf", attn, grad), 3)
