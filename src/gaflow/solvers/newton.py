@@ -32,6 +32,7 @@ from scipy.linalg import blas, lapack
 
 from ..errors import ConvergenceWarning
 from ..flow.graph import LayeredGraph
+from .blocks import Block, add_by_layer, layer_blocks
 
 
 @dataclass
@@ -164,24 +165,40 @@ def restore(
 # --------------------------------------------------------------------------- objective
 
 
-def objective(graph: LayeredGraph, x: FlowState, mu: float, masks: _Masks | None = None) -> float:
-    """Barrier objective ``-F - mu * sum log f - mu * sum log(u - f)``; +inf outside the domain."""
+def objective(
+    graph: LayeredGraph, x: FlowState, mu: float, masks: _Masks | None = None,
+    along: tuple[_Step, float] | None = None,
+) -> float:
+    """Barrier objective ``-F - mu * sum log f - mu * sum log(u - f)``; +inf outside the domain.
+
+    ``along=(step, alpha)`` evaluates it at ``x + alpha * step`` without forming that point.
+    """
     m = masks if masks is not None else _Masks.of(graph)
-    f = x.layers + m.pad  # dead edges: f = 0.5, u = 1, so log f + log(u - f) = 2 log 0.5
-    slack = m.u - f
-    s = np.where(graph.source, x.source, 1.0)
-    z = np.where(graph.sink, x.sink, 1.0)
-    if f.min() <= 0 or slack.min() <= 0 or s.min() <= 0 or z.min() <= 0 or x.value <= 0:
+    step, alpha = along if along is not None else (None, 0.0)
+
+    def part(b: Block) -> float | None:  # sum of log f (u - f) over a block; None: outside
+        f = x.layers[b] if step is None else x.layers[b] + alpha * step.layers[b]
+        f = np.where(m.live[b], f, 0.5)  # dead: f = 0.5, u = 1, log f + log(u - f) = 2 log 0.5
+        slack = m.u[b] - f
+        if f.min() <= 0 or slack.min() <= 0:
+            return None
+        return float(np.log(f * slack).sum())
+
+    parts = [part(b) for b in layer_blocks(graph.n_layers, graph.n_tokens)]
+    x_at = x if step is None else _move(x, step, alpha, layers=False)
+    s = np.where(graph.source, x_at.source, 1.0)
+    z = np.where(graph.sink, x_at.sink, 1.0)
+    if None in parts or s.min() <= 0 or z.min() <= 0 or x_at.value <= 0:
         return math.inf
-    dead = m.pad.size - float(m.livef.sum())
+    dead = m.live.size - m.n_live
     barrier = (
-        float(np.log(f * slack).sum())
+        sum(parts)
         - dead * 2.0 * math.log(0.5)
         + np.log(s).sum()
         + np.log(z).sum()
-        + math.log(x.value)
+        + math.log(x_at.value)
     )
-    return -x.value - mu * barrier
+    return -x_at.value - mu * barrier
 
 
 # --------------------------------------------------------------------------- Newton step
@@ -201,14 +218,16 @@ class _Step:
 class _Masks:
     """Per-graph arrays reused by every Newton step (dead edges get harmless values)."""
 
-    livef: np.ndarray  # (L, t, t) 1.0 on live edges, 0.0 elsewhere
-    pad: np.ndarray  # (L, t, t) 0.5 on dead edges: f = x.layers + pad is positive everywhere
-    u: np.ndarray  # (L, t, t) capacity on live edges, 1.0 elsewhere
+    live: np.ndarray  # (L, t, t) bool, the live edges; elementwise formulas use f = 0.5 on dead
+    u: np.ndarray  # (L, t, t) capacity on live edges, 1.0 elsewhere (so 0 < f < u everywhere)
+    n_live: int  # number of live edges
+    blocks: list  # layer blocks of the elementwise work (blocks.layer_blocks)
 
     @classmethod
     def of(cls, graph: LayeredGraph) -> _Masks:
-        livef = graph.live.astype(np.float64)
-        return cls(livef=livef, pad=0.5 * (1.0 - livef), u=np.where(graph.live, graph.caps, 1.0))
+        return cls(live=graph.live, u=np.where(graph.live, graph.caps, 1.0),
+                   n_live=int(np.count_nonzero(graph.live)),
+                   blocks=layer_blocks(graph.n_layers, graph.n_tokens))
 
 
 def newton_step(
@@ -232,13 +251,24 @@ def newton_step(
     earlier step at the same ``x`` and ``mu`` (``_Step.factored``), saves the factorisation.
     """
     m = masks if masks is not None else _Masks.of(graph)
-    n_layers = graph.n_layers
-    # --- per-edge gradient g and conductance d (dead edges: d = 0)
-    inv_f = 1.0 / (x.layers + m.pad)
-    inv_s = 1.0 / (m.u - x.layers - m.pad)
+    n_layers, t = graph.n_layers, graph.n_tokens
     scale = 1.0 if tangent else mu  # the tangent uses the gradient of the barrier term alone
-    g_l = scale * (inv_s - inv_f)
-    d_l = m.livef / (mu * (inv_f * inv_f + inv_s * inv_s))
+    keep = not tangent
+    # --- per-edge gradient g (into q_l, which the passes then correct in place) and conductance
+    # d (dead edges: d = 0), block by block; out_d: conductance leaving each node forward
+    q_l = np.empty_like(x.layers)
+    d_l = np.empty_like(x.layers)
+
+    def edges(b: Block) -> np.ndarray:
+        live = m.live[b]
+        f = np.where(live, x.layers[b], 0.5)
+        inv_s = 1.0 / (m.u[b] - f)
+        inv_f = np.divide(1.0, f, out=f)
+        np.multiply(scale, inv_s - inv_f, out=q_l[b])
+        np.divide(live, mu * (inv_f * inv_f + inv_s * inv_s), out=d_l[b])  # dead: d = 0
+        return d_l[b].sum(axis=1)
+
+    out_d = add_by_layer([edges(b) for b in m.blocks], m.blocks, (n_layers, t))
     s = np.where(graph.source, x.source, 1.0)
     g_s = np.where(graph.source, -scale / s, 0.0)
     d_s = np.where(graph.source, s**2 / mu, 0.0)
@@ -247,38 +277,90 @@ def newton_step(
     d_z = np.where(graph.sink, z**2 / mu, 0.0)
     g_f = -1.0 / x.value if tangent else -1.0 - mu / x.value
     d_f = x.value**2 / mu
-    keep = 0.0 if tangent else 1.0
 
     # --- node potentials: (B D B^T) w = B (keep * f - D g), then q = g + B^T w. The first pass
     # starts from q = g; the ``passes - 1`` more are iterative refinement of conservation (each
     # solves for the residual B (keep * f - D q) left by rounding and corrects q by it).
-    fac = factored if factored is not None else factor(graph, d_l, d_s, d_z, d_f)
-    q_l, q_s, q_z, q_f = g_l, g_s, g_z, g_f
-    base = keep * x.layers
+    fac = factored if factored is not None else factor(graph, d_l, d_s, d_z, d_f, out_d)
+    q_s, q_z, q_f = g_s, g_z, g_f
+    enter = np.empty((n_layers, t))
+    dw = None
+
+    def correct(b: Block) -> np.ndarray:  # q += B^T dw on a block
+        q = q_l[b]
+        if dw is not None:
+            layers, rows = b
+            q += dw[layers][:, None, :] - dw[layers.start + 1:layers.stop + 1, rows][:, :, None]
+        return q
+
+    def residual(b: Block) -> np.ndarray:  # edge sums of keep * f - d q, after the correction
+        a = d_l[b] * correct(b)
+        if keep:
+            np.subtract(x.layers[b], a, out=a)
+        else:
+            np.negative(a, out=a)
+        a.sum(axis=2, out=enter[b])
+        return a.sum(axis=1)
+
     for _ in range(passes):
+        leave = add_by_layer([residual(b) for b in m.blocks], m.blocks, (n_layers, t))
         dw, dw_z = fac.solve(
-            *divergence(
-                base - d_l * q_l,
+            *_balance(
+                leave,
+                enter,
                 np.where(graph.source, keep * x.source - d_s * q_s, 0.0),
                 np.where(graph.sink, keep * x.sink - d_z * q_z, 0.0),
                 keep * x.value - d_f * q_f,
             )
         )
-        q_l = q_l + (dw[:-1][:, None, :] - dw[1:][:, :, None])
         q_s = q_s + np.where(graph.source, -dw[0], 0.0)
         q_z = q_z + np.where(graph.sink, dw[n_layers] - dw_z, 0.0)
         q_f = q_f + dw_z
     # --- flow step df = -d q with q = g + B^T w (s grounded); lambda^2 = sum d q^2
-    dq_l = d_l * q_l
-    dec = float(np.vdot(dq_l, q_l) + d_s @ (q_s * q_s) + d_z @ (q_z * q_z) + d_f * q_f**2)
+    step_l = np.empty_like(x.layers)
+
+    def flow(b: Block) -> float:
+        q = correct(b)
+        dq = np.multiply(d_l[b], q, out=step_l[b])
+        dec = float(np.vdot(dq, q))
+        np.negative(dq, out=dq)
+        return dec
+
+    dec = sum(flow(b) for b in m.blocks)
+    dec += float(d_s @ (q_s * q_s) + d_z @ (q_z * q_z) + d_f * q_f**2)
     return _Step(
-        layers=-dq_l,
+        layers=step_l,
         source=-d_s * q_s,
         sink=-d_z * q_z,
         value=float(-d_f * q_f),
         decrement=dec,
         factored=fac,
     )
+
+
+def edge_sums(a_l: np.ndarray, blocks: list | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per node sums of an (L, t, t) edge array: leaving ``(k, j)`` and entering ``(k+1, i)``."""
+    n_layers, t, _ = a_l.shape
+    enter = np.empty((n_layers, t))
+    blocks = blocks if blocks is not None else layer_blocks(n_layers, t)
+
+    def part(b: Block) -> np.ndarray:
+        a_l[b].sum(axis=2, out=enter[b])
+        return a_l[b].sum(axis=1)
+
+    return add_by_layer([part(b) for b in blocks], blocks, (n_layers, t)), enter
+
+
+def _balance(
+    leave: np.ndarray, enter: np.ndarray, a_s: np.ndarray, a_z: np.ndarray, a_f: float
+) -> tuple[np.ndarray, float]:
+    n_layers, t = leave.shape
+    r = np.zeros((n_layers + 1, t))
+    r[:n_layers] += leave
+    r[1:] -= enter
+    r[0] -= a_s
+    r[n_layers] += a_z
+    return r, float(a_f - a_z.sum())
 
 
 def divergence(
@@ -288,13 +370,7 @@ def divergence(
 
     Returns the (L+1, t) balance of the token nodes and the balance of the super-sink.
     """
-    n_layers, t, _ = a_l.shape
-    r = np.zeros((n_layers + 1, t))
-    r[:n_layers] += a_l.sum(axis=1)  # leaving (k, j)
-    r[1:] -= a_l.sum(axis=2)  # entering (k+1, i)
-    r[0] -= a_s
-    r[n_layers] += a_z
-    return r, float(a_f - a_z.sum())
+    return _balance(*edge_sums(a_l), a_s, a_z, a_f)
 
 
 @dataclass
@@ -332,7 +408,8 @@ class _Factor:
 
 
 def factor(
-    graph: LayeredGraph, d_l: np.ndarray, d_s: np.ndarray, d_z: np.ndarray, d_f: float
+    graph: LayeredGraph, d_l: np.ndarray, d_s: np.ndarray, d_z: np.ndarray, d_f: float,
+    out_d: np.ndarray | None = None,
 ) -> _Factor:
     """Factor ``B D B^T`` layer by layer, Schur complements kept in Laplacian form.
 
@@ -342,7 +419,8 @@ def factor(
     """
     n_layers, t, _ = d_l.shape
     nodes = graph.nodes
-    out_d = d_l.sum(axis=1)  # (L, t): conductance leaving node (k, j) forward
+    if out_d is None:  # (L, t): conductance leaving node (k, j) forward
+        out_d = edge_sums(d_l)[0]
     gamma = d_s.copy()
     inv0 = 1.0 / np.where(nodes[0], gamma + out_d[0], 1.0)
     chols: list = [None]
@@ -391,11 +469,15 @@ LINE_START = 0.9  # ... from min(1, LINE_START * the largest step inside the bou
 
 def _max_step(graph: LayeredGraph, x: FlowState, step: _Step) -> float:
     """Largest alpha keeping every live flow strictly inside (0, u) (dead edges never move)."""
-    dl = step.layers
-    room = np.where(dl < 0, x.layers, graph.caps - x.layers)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(dl != 0, room / np.abs(dl), math.inf)
-    alpha = float(ratio.min()) if ratio.size else math.inf
+
+    def part(b: Block) -> float:
+        dl, xl = step.layers[b], x.layers[b]
+        room = np.where(dl < 0, xl, graph.caps[b] - xl)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(dl != 0, room / np.abs(dl), math.inf)
+        return float(ratio.min()) if ratio.size else math.inf
+
+    alpha = min(part(b) for b in layer_blocks(graph.n_layers, graph.n_tokens))
     for flow, d, mask in ((x.source, step.source, graph.source), (x.sink, step.sink, graph.sink)):
         neg = mask & (d < 0)
         if neg.any():
@@ -405,9 +487,16 @@ def _max_step(graph: LayeredGraph, x: FlowState, step: _Step) -> float:
     return alpha
 
 
-def _move(x: FlowState, step: _Step, alpha: float) -> FlowState:
+def _move(x: FlowState, step: _Step, alpha: float, layers: bool = True) -> FlowState:
+    """``x + alpha * step``; with ``layers=False`` the layer flows are left out (``None``)."""
+    new = None
+    if layers:
+        new = np.empty_like(x.layers)
+        for b in layer_blocks(*x.layers.shape[:2]):
+            np.multiply(alpha, step.layers[b], out=new[b])
+            new[b] += x.layers[b]
     return FlowState(
-        layers=x.layers + alpha * step.layers,
+        layers=new,
         source=x.source + alpha * step.source,
         sink=x.sink + alpha * step.sink,
         value=x.value + alpha * step.value,
@@ -458,19 +547,24 @@ def line_search(
     length, often longer than 1, saves the slow stretches where ``lambda^2 / mu`` falls from
     about 1 to 0.1. The caller checks the decrease (:func:`center`).
     """
-    f = x.layers + masks.pad
-    slack = masks.u - f
-    d = step.layers  # zero on dead edges
     ends = [(x.source[graph.source], step.source[graph.source]),
             (x.sink[graph.sink], step.sink[graph.sink]),
             (np.array([x.value]), np.array([step.value]))]
     bound = BOUNDARY * max_step
     a = min(1.0, LINE_START * max_step)
-    for _ in range(iters):
+
+    def part(b: Block) -> tuple[float, float]:  # the layer edges' terms of psi', psi'' / mu
+        f = np.where(masks.live[b], x.layers[b], 0.5)
+        slack = masks.u[b] - f
+        d = step.layers[b]  # zero on dead edges
         p = d / (f + a * d)
         q = d / (slack - a * d)
-        g1 = float(p.sum() - q.sum())
-        g2 = float(np.vdot(p, p) + np.vdot(q, q))
+        return float(p.sum() - q.sum()), float(np.vdot(p, p) + np.vdot(q, q))
+
+    for _ in range(iters):
+        parts = [part(b) for b in masks.blocks]
+        g1 = sum(p[0] for p in parts)
+        g2 = sum(p[1] for p in parts)
         for v, dv in ends:
             r = dv / (v + a * dv)
             g1 += float(r.sum())
@@ -517,13 +611,13 @@ def center(
         if lam2 > DAMPED:
             phi0 = phi_x if phi_x is not None else objective(graph, x, mu, m)
             length = line_search(graph, x, step, mu, amax, m)
-            trial = objective(graph, _move(x, step, length), mu, m)
+            trial = objective(graph, x, mu, m, along=(step, length))
             if trial <= phi0 - ARMIJO * min(length, 1.0) * mu * lam2:
                 alpha, accepted = length, trial
             else:  # Armijo backtracking, floored by the self-concordant step 1/(1+lambda)
                 floor = min(alpha, 1.0 / (1.0 + math.sqrt(lam2)))
                 while alpha > floor:
-                    trial = objective(graph, _move(x, step, alpha), mu, m)
+                    trial = objective(graph, x, mu, m, along=(step, alpha))
                     if trial <= phi0 - ARMIJO * alpha * mu * lam2:
                         accepted = trial
                         break
