@@ -17,6 +17,9 @@ by layer) costs ``O(L t^3)`` and never forms an ``(L t)^2`` matrix. The Schur co
 in Laplacian form (off-diagonals plus a separately propagated grounding vector), which avoids the
 cancellation that ruins a naive elimination when conductances span many orders of magnitude.
 
+The elementwise work over the ``(L, t, t)`` edge arrays runs in cache-sized blocks
+(:mod:`gaflow.solvers.blocks`).
+
 ``mu=None`` follows the central path towards ``mu -> 0`` and stops when the extrapolated distance
 of the attributions to the limit (the *central maximum flow*) is below ``rtol * max|phi|``.
 """
@@ -185,10 +188,13 @@ def objective(
         return float(np.log(f * slack).sum())
 
     parts = [part(b) for b in layer_blocks(graph.n_layers, graph.n_tokens)]
-    x_at = x if step is None else _move(x, step, alpha, layers=False)
-    s = np.where(graph.source, x_at.source, 1.0)
-    z = np.where(graph.sink, x_at.sink, 1.0)
-    if None in parts or s.min() <= 0 or z.min() <= 0 or x_at.value <= 0:
+    source, sink, value = x.source, x.sink, x.value
+    if step is not None:
+        source, sink = source + alpha * step.source, sink + alpha * step.sink
+        value = value + alpha * step.value
+    s = np.where(graph.source, source, 1.0)
+    z = np.where(graph.sink, sink, 1.0)
+    if None in parts or s.min() <= 0 or z.min() <= 0 or value <= 0:
         return math.inf
     dead = m.live.size - m.n_live
     barrier = (
@@ -196,9 +202,9 @@ def objective(
         - dead * 2.0 * math.log(0.5)
         + np.log(s).sum()
         + np.log(z).sum()
-        + math.log(x_at.value)
+        + math.log(value)
     )
-    return -x_at.value - mu * barrier
+    return -value - mu * barrier
 
 
 # --------------------------------------------------------------------------- Newton step
@@ -338,11 +344,11 @@ def newton_step(
     )
 
 
-def edge_sums(a_l: np.ndarray, blocks: list | None = None) -> tuple[np.ndarray, np.ndarray]:
+def edge_sums(a_l: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per node sums of an (L, t, t) edge array: leaving ``(k, j)`` and entering ``(k+1, i)``."""
     n_layers, t, _ = a_l.shape
     enter = np.empty((n_layers, t))
-    blocks = blocks if blocks is not None else layer_blocks(n_layers, t)
+    blocks = layer_blocks(n_layers, t)
 
     def part(b: Block) -> np.ndarray:
         a_l[b].sum(axis=2, out=enter[b])
@@ -487,14 +493,11 @@ def _max_step(graph: LayeredGraph, x: FlowState, step: _Step) -> float:
     return alpha
 
 
-def _move(x: FlowState, step: _Step, alpha: float, layers: bool = True) -> FlowState:
-    """``x + alpha * step``; with ``layers=False`` the layer flows are left out (``None``)."""
-    new = None
-    if layers:
-        new = np.empty_like(x.layers)
-        for b in layer_blocks(*x.layers.shape[:2]):
-            np.multiply(alpha, step.layers[b], out=new[b])
-            new[b] += x.layers[b]
+def _move(x: FlowState, step: _Step, alpha: float) -> FlowState:
+    new = np.empty_like(x.layers)
+    for b in layer_blocks(*x.layers.shape[:2]):
+        np.multiply(alpha, step.layers[b], out=new[b])
+        new[b] += x.layers[b]
     return FlowState(
         layers=new,
         source=x.source + alpha * step.source,
