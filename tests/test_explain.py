@@ -215,3 +215,17 @@ def test_model_without_attentions_is_a_clear_error(tiny_bert):
 
     with pytest.raises(ModelError, match="no attention weights"):
         gaflow.explain(NoAttentions(), tok, TEXT)
+
+
+@pytest.mark.parametrize("real", [[0, 1, 2, 3, 4], [2, 3, 4], [0, 1], [0, 2, 3], [4]])
+def test_real_token_block_is_the_fancy_index(real):
+    """explain cuts each graph to its real tokens: a view for one run of positions (padding
+    on either side), fancy indexing otherwise; both give the same numbers."""
+    from gaflow.api import _real_block
+
+    a = np.random.default_rng(0).random((2, 3, 5, 5))
+    r = np.array(real)
+    got = _real_block(a, r)
+    np.testing.assert_array_equal(got, a[:, :, r][:, :, :, r])
+    run = r[-1] - r[0] + 1 == r.size
+    assert np.shares_memory(got, a) == run

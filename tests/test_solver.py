@@ -316,3 +316,20 @@ def test_blocked_elementwise_work_gives_the_same_flows(block, mu, monkeypatch):
     scale = np.abs(whole.attributions).max()
     np.testing.assert_allclose(cut.attributions, whole.attributions, rtol=0, atol=1e-12 * scale)
     np.testing.assert_allclose(cut.layer_flows, whole.layer_flows, rtol=0, atol=1e-12 * scale)
+
+
+def test_memory_layout_of_the_capacities_does_not_matter():
+    """Slicing captured attentions gives transposed strides; the graph is C-ordered whatever
+    the input's layout (the solver reads blocks of rows), and the flows are the same bit for bit."""
+    from gaflow.flow.graph import build_graph
+
+    caps = random_caps(np.random.default_rng(12), 4, 9) ** 2
+    ref = solve_flow(caps, keep_flows=True)
+    transposed = np.ascontiguousarray(caps.transpose(0, 2, 1)).transpose(0, 2, 1)
+    for other in (np.asfortranarray(caps), transposed):
+        assert not other.flags.c_contiguous
+        graph = build_graph(other)
+        assert graph.caps.flags.c_contiguous and graph.live.flags.c_contiguous
+        sol = solve_flow(other, keep_flows=True)
+        np.testing.assert_array_equal(sol.attributions, ref.attributions)
+        np.testing.assert_array_equal(sol.layer_flows, ref.layer_flows)

@@ -95,6 +95,16 @@ def _resolve_target(model, target: int | str | None) -> int | None:
     raise InputError(f"target must be a class index or label name, got {type(target).__name__}")
 
 
+def _real_block(a: np.ndarray, real: np.ndarray) -> np.ndarray:
+    """``a[:, :, real][:, :, :, real]`` of an (L, H, t, t) array: a view when the real tokens are
+    one run of positions (right or left padding), else a copy (fancy indexing, whose result
+    has transposed strides)."""
+    if real.size and int(real[-1]) - int(real[0]) + 1 == real.size:
+        run = slice(int(real[0]), int(real[-1]) + 1)
+        return a[:, :, run, run]
+    return a[:, :, real][:, :, :, real]
+
+
 def _output_positions(outputs: str | Sequence[int], n_real: int) -> list[int] | None:
     if isinstance(outputs, str):
         if outputs == "all":
@@ -258,8 +268,8 @@ def _explain_batch(
         all_caps = [
             information_tensor(
                 method,
-                cap.attentions[b][:, :, r][:, :, :, r],
-                cap.gradients[b][:, :, r][:, :, :, r],
+                _real_block(cap.attentions[b], r),
+                _real_block(cap.gradients[b], r),
             )
             for b, r in enumerate(reals)
         ]

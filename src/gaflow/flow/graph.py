@@ -111,7 +111,9 @@ def build_graph(
         outputs: output-set token positions (``None``: all tokens).
         tokens: optional (t,) bool mask of real tokens; others (padding) are not nodes.
     """
-    caps = check_capacities(capacities)
+    # C order: the solver works on blocks of rows, which a transposed or Fortran-ordered input
+    # (as slicing captured attentions gives) would turn into strided, cache-hostile reads
+    caps = np.ascontiguousarray(check_capacities(capacities))
     n_layers, t, _ = caps.shape
     out = output_mask(outputs, t)
     real = np.ones(t, dtype=bool) if tokens is None else np.asarray(tokens, dtype=bool)
