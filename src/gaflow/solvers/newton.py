@@ -187,7 +187,7 @@ def objective(
             return None
         return float(np.log(f * slack).sum())
 
-    parts = [part(b) for b in layer_blocks(graph.n_layers, graph.n_tokens)]
+    parts = [part(b) for b in m.blocks]
     source, sink, value = x.source, x.sink, x.value
     if step is not None:
         source, sink = source + alpha * step.source, sink + alpha * step.sink
