@@ -85,7 +85,8 @@ def measure(name, model, tok, lengths, repeat, ig_max) -> list[dict]:
         t_ig = None
         if t <= ig_max:
             t_ig, _ = timed(
-                lambda x=text: gaflow.explain(model, tok, x, method="integrated_gradients"), 1)
+                lambda x=text: gaflow.explain(model, tok, x, method="integrated_gradients"),
+                repeat)
         row = dict(model=name, t=t, fb=t_fb, capture=t_cap, tensor=t_ten, solve=t_sol,
                    steps=sol.iterations, explain=t_exp, ig=t_ig)
         rows.append(row)

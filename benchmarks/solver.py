@@ -5,7 +5,9 @@ as AF produces). For every (L, t) the central flow (``mu=None``, rtol 1e-6) is s
 NumPy backend and, up to ``--torch-max`` tokens, with the torch backend on the CPU (and on CUDA
 when torch sees a GPU); the two must agree to 1e-8. Also measured: time against the number of
 layers at ``--layer-scan-t`` tokens, a batch of 16 graphs (NumPy one by one vs torch in lock
-step) and the peak memory the NumPy path allocates (tracemalloc) against ``8 L t^2`` bytes.
+step), the split of one solve at the largest size into block factorisations, triangular solves
+and the rest, and the peak memory the NumPy path allocates (tracemalloc) against ``8 L t^2``
+bytes.
 
 Writes ``benchmarks/results/solver.md`` and ``solver_scaling.png`` (log-log, fitted exponents).
 """
@@ -53,6 +55,37 @@ def run(caps, backend: str, repeat: int, device=None):
         sol = gaflow.solve_flow(caps, backend=backend, device=device)
         times.append(time.perf_counter() - start)
     return statistics.median(times), sol
+
+
+def time_split(caps) -> dict:
+    """One NumPy solve with its block factorisations and triangular solves timed apart.
+
+    ``newton.factor`` and ``newton._Factor.solve`` are wrapped for the run; what is left of the
+    total is the elementwise work over the (L, t, t) edge arrays and the Python around it.
+    """
+    from gaflow.solvers import newton
+
+    spent = {"factor": [0.0, 0], "solve": [0.0, 0]}
+
+    def timing(name, fn):
+        def wrapped(*args, **kwargs):
+            start = time.perf_counter()
+            out = fn(*args, **kwargs)
+            spent[name][0] += time.perf_counter() - start
+            spent[name][1] += 1
+            return out
+        return wrapped
+
+    factor, solve = newton.factor, newton._Factor.solve
+    newton.factor, newton._Factor.solve = timing("factor", factor), timing("solve", solve)
+    try:
+        start = time.perf_counter()
+        sol = gaflow.solve_flow(caps)
+        total = time.perf_counter() - start
+    finally:
+        newton.factor, newton._Factor.solve = factor, solve
+    return dict(total=total, steps=sol.iterations, factor=spent["factor"][0],
+                n_factor=spent["factor"][1], solve=spent["solve"][0], n_solve=spent["solve"][1])
 
 
 def fit_exponent(xs, ys) -> float:
@@ -118,6 +151,10 @@ def main() -> None:
         t0 = time.perf_counter()
         gaflow.solve_flow(batch, backend="torch", device="cuda")
         t_cuda_batch = time.perf_counter() - t0
+
+    split_lt = (max(layer_list), max(tokens))
+    split = time_split(attention_like(rng, *split_lt))
+    print(split, flush=True)
 
     memory = []
     for n_layers, t in ((6, 128), (12, 128), (24, 128), (12, 256), (12, 512)):
@@ -199,6 +236,18 @@ def main() -> None:
               "| NumPy one by one s | torch CPU lock step s | torch CUDA s | max rel. diff |",
               "|---:|---:|---:|---:|",
               f"| {t_loop:.3f} | {t_batch:.3f} | {cell(t_cuda_batch)} | {batch_diff:.1e} |"]
+    rest = split["total"] - split["factor"] - split["solve"]
+    lines += ["", f"Where one NumPy solve's time goes (L = {split_lt[0]}, t = {split_lt[1]}, "
+              "another random graph; block factorisations and triangular solves timed by wrapping "
+              "`newton.factor` and `_Factor.solve`, the rest is the elementwise work over the "
+              "edge arrays and the Python around it):", "",
+              "| total s | Newton steps | factorisations | their s | s each | triangular solves "
+              "| their s | rest s | s per step |",
+              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+              f"| {split['total']:.2f} | {split['steps']} | {split['n_factor']} | "
+              f"{split['factor']:.2f} | {split['factor'] / split['n_factor']:.3f} | "
+              f"{split['n_solve']} | {split['solve']:.2f} | {rest:.2f} | "
+              f"{split['total'] / split['steps']:.3f} |"]
     lines += ["", "Peak memory allocated by the NumPy path (tracemalloc) against one (L, t, t) "
               "float64 array (a constant ratio in L and in t: O(L t^2); a dense (L t)^2 matrix "
               "would make the ratio grow with L):", "",
