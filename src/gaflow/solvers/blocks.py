@@ -14,7 +14,7 @@ import numpy as np
 # Target size of one block of one (L, t, t) float64 array. Measured on the 2-core machine of
 # benchmarks/results/solver.md: the conductance formulas over L = 12, t = 512 took 89 ms in
 # blocks of 2 MiB, 71 ms in 1 MiB, 15 ms in 512 KiB and 17 ms in 256 KiB; a whole solve at
-# L = 12, t = 128 took 1.03 s in 2 MiB blocks and 0.78 s in 512 KiB ones.
+# L = 12, t = 128 took 1.01 s in 2 MiB blocks and 0.75 s in 512 KiB ones (one thread, as used here).
 BLOCK_BYTES = 1 << 19
 
 Block = tuple[slice, slice]
