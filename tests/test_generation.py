@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from gaflow.capture.linear_norm import linear_norm_forward as _linear_norm_forward
+from gaflow.capture.linear_norm import linear_norms as _linear_norms
 from gaflow.errors import InputError, ModelError, UnknownNameError
 from gaflow.flow.seq2seq import (
     encoder_decoder_graph,
@@ -18,8 +20,6 @@ from gaflow.flow.seq2seq import (
 from gaflow.generation import (
     GenerationExplanation,
     _attention_outputs,
-    _linear_norm_forward,
-    _linear_norms,
     _match_attention,
     explain_generation,
 )
@@ -237,6 +237,16 @@ def test_gradient_residual_errors(gen_models, tokenizer):
         explain_generation(gen_models["gpt2"], tokenizer, "the dog", residual=1.5)
 
 
+def test_default_residual_is_measured_where_supported(gen_models, tokenizer):
+    pre = explain_generation(gen_models["gpt2"], tokenizer, "the dog", max_new_tokens=2)
+    assert pre.config["residual"] == "gradient"
+    explicit = explain_generation(gen_models["gpt2"], tokenizer, "the dog", max_new_tokens=2,
+                                  residual="gradient")
+    np.testing.assert_array_equal(pre.scores, explicit.scores)
+    post = explain_generation(gen_models["bart"], tokenizer, "the dog", max_new_tokens=2)
+    assert post.config["residual"] == 0.0  # BART is post-norm: the paper's plain graph
+
+
 def test_encoder_decoder_graph_by_hand():
     enc = np.array([[[0.5, 0.5], [0.2, 0.8]]])  # Le=1, S=2
     dec = np.array([[[1.0, 0.0], [0.3, 0.7]]])  # Ld=1, T=2
@@ -267,8 +277,9 @@ def test_planted_truth(capsys, monkeypatch):
         res[("encoder-decoder (mBART)", method, (("residual", "gradient"),))] = acc
     for name, model in (("decoder", dec), ("encoder-decoder", encdec)):
         for method in ("agf", "af", "gf"):
-            for opts in ({}, {"residual": 0.5}, {"residual": 0.5, "exclude_first": True},
-                         {"residual": "gradient"}, {"residual": "gradient", "exclude_first": True}):
+            for opts in ({"residual": 0.0}, {"residual": 0.5},
+                         {"residual": 0.5, "exclude_first": True}, {"residual": "gradient"},
+                         {"residual": "gradient", "exclude_first": True}):
                 if name == "encoder-decoder" and ("exclude_first" in opts
                                                   or opts.get("residual") == "gradient"):
                     continue  # BART is post-norm: no gradient residual

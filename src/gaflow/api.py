@@ -18,9 +18,12 @@ import torch
 
 from .capture import capture, ensure_eager, resolve_targets
 from .errors import InputError, ModelError, UnknownNameError
+from .flow.constructions import CONSTRUCTIONS, DEFAULT_METHOD, flow_construction
+from .flow.graph import build_graph
+from .flow.routing import proportional_flow
 from .flow.tensors import INFORMATION_TENSORS, information_tensor
 from .result import Explanation
-from .solvers import solve_flow
+from .solvers import FlowSolution, solve_flow
 
 DEFAULT_MODEL = "minilm-sst2"
 
@@ -123,7 +126,7 @@ def explain(
     model,
     tokenizer,
     text: str | Sequence[str],
-    method: str = "agf",
+    method: str = DEFAULT_METHOD,
     target: int | str | None = None,
     outputs: str | Sequence[int] = "all",
     mu: float | None = None,
@@ -170,18 +173,27 @@ def explain(
             raise InputError(f"text #{k} is empty or whitespace only")
     from .methods import METHODS
 
-    if method not in INFORMATION_TENSORS and method not in METHODS:
+    if not isinstance(method, str) or (flow_construction(method) is None
+                                       and method not in METHODS):
         raise UnknownNameError(
             f"unknown method {method!r}; known: {', '.join(known_methods())}"
         )
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if method not in INFORMATION_TENSORS and (
+    spec = flow_construction(method)
+    if spec is None and (
         outputs != "all" or mu is not None or keep_flows or backend != "numpy" or device
     ):
         raise InputError(
             f"outputs, mu, keep_flows, backend and device apply to the flow methods only, not to "
             f"{method!r}"
+        )
+    if spec is not None and spec.routing != "central" and (
+        mu is not None or backend != "numpy" or device
+    ):
+        raise InputError(
+            f"mu, backend and device apply to the central maximum flow (the barrier solver); "
+            f"{method!r} routes in proportion to capacity and has no barrier"
         )
     from .solvers.api import BACKENDS
 
@@ -203,10 +215,12 @@ def explain(
 
 
 def known_methods() -> list[str]:
-    """GAF flows first (``agf``, ``af``, ``gf``, registered tensors), then the baselines."""
+    """Flows first (the default, the paper's ``agf``, ``af``, ``gf``, registered tensors and
+    constructions), then the baselines."""
     from .methods import METHODS
 
-    return [*INFORMATION_TENSORS, *(m for m in METHODS if m not in INFORMATION_TENSORS)]
+    flows = [DEFAULT_METHOD, *INFORMATION_TENSORS, *CONSTRUCTIONS]
+    return list(dict.fromkeys([*flows, *METHODS]))
 
 
 def _model_limit(model, tokenizer) -> int:
@@ -216,6 +230,13 @@ def _model_limit(model, tokenizer) -> int:
     ]
     limits = [int(x) for x in limits if isinstance(x, int) and 0 < x < 10**6]
     return min(limits) if limits else 512
+
+
+def _proportional(caps: np.ndarray, outputs, keep_flows: bool) -> FlowSolution:
+    """Proportional routing (:mod:`gaflow.flow.routing`) as a :class:`FlowSolution`: exact, so
+    no Newton steps and no barrier (``mu`` 0)."""
+    scores, value, flows = proportional_flow(build_graph(caps, outputs))
+    return FlowSolution(scores, value, 0, 0.0, 0.0, True, flows if keep_flows else None)
 
 
 def _explain_batch(
@@ -244,8 +265,10 @@ def _explain_batch(
     special_mask = enc.pop("special_tokens_mask")
     device = next(model.parameters()).device
     inputs = {k: v.to(device) for k, v in enc.items()}
-    if method in INFORMATION_TENSORS:
-        cap = capture(model, inputs, [tgt] * len(texts))
+    spec = flow_construction(method)
+    if spec is not None:
+        cap = capture(model, inputs, [tgt] * len(texts), stream=spec.measured_residual,
+                      objective=spec.objective, values=spec.weights == "norms")
         logits, targets, mask = cap.logits, cap.targets, cap.mask
         baseline = None
     else:
@@ -265,26 +288,35 @@ def _explain_batch(
     solutions = None
     if baseline is None:  # every graph of the batch, solved in one call
         reals = [np.flatnonzero(mask[b]) for b in range(len(texts))]
+        heads = cap.attentions.shape[2]
+        weights = cap.attentions
+        if spec.weights == "norms":  # A_h[i, j] || v_{h, j} W_O^h ||, per sending token j
+            weights = cap.attentions * cap.value_norms[:, :, :, None, :]
         all_caps = [
-            information_tensor(
-                method,
-                _real_block(cap.attentions[b], r),
-                _real_block(cap.gradients[b], r),
+            spec.capacities(
+                information_tensor(
+                    spec.tensor, _real_block(weights[b], r), _real_block(cap.gradients[b], r)
+                ),
+                None if cap.stream is None else cap.stream[b][:, r],
+                heads,
             )
             for b, r in enumerate(reals)
         ]
-        backend, device = solver_backend
-        solutions = solve_flow(
-            all_caps, [_output_positions(outputs, len(r)) for r in reals], mu=mu, rtol=rtol,
-            keep_flows=keep_flows, backend=backend, device=device,
-        )
+        outs = [_output_positions(outputs, len(r)) for r in reals]
+        if spec.routing == "proportional":
+            solutions = [_proportional(c, o, keep_flows) for c, o in zip(all_caps, outs,
+                                                                          strict=True)]
+        else:
+            backend, device = solver_backend
+            solutions = solve_flow(all_caps, outs, mu=mu, rtol=rtol, keep_flows=keep_flows,
+                                   backend=backend, device=device)
     out = []
     for b, text in enumerate(texts):
         real = np.flatnonzero(mask[b])
         if solutions is not None:
             sol = solutions[b]
             scores, value, flows = sol.attributions, sol.value, sol.layer_flows
-            solver = {"iterations": sol.iterations, "mu_final": sol.mu,
+            solver = {"routing": spec.routing, "iterations": sol.iterations, "mu_final": sol.mu,
                       "error_estimate": sol.error_estimate, "converged": sol.converged}
         else:
             scores = np.asarray(baseline[b], dtype=np.float64)
@@ -321,6 +353,10 @@ def _explain_batch(
                 flows=flows,
                 config={
                     "method": method,
+                    "construction": None if spec is None else {
+                        "tensor": spec.tensor, "weights": spec.weights,
+                        "residual": spec.residual, "objective": spec.objective,
+                        "routing": spec.routing},
                     "outputs": outputs if isinstance(outputs, str) else list(outputs),
                     "mu": mu,
                     "rtol": rtol,
@@ -328,7 +364,8 @@ def _explain_batch(
                     "truncated": lengths[b] > limit,
                     "n_tokens": int(len(real)),
                     "solver": solver,
-                    "backend": solver_backend[0] if solutions is not None else None,
+                    "backend": solver_backend[0] if solutions is not None
+                    and spec.routing == "central" else None,
                     "model": getattr(model.config, "_name_or_path", "") or model.__class__.__name__,
                     "model_class": model.__class__.__name__,
                     "versions": _versions(),

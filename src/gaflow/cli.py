@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .errors import GaflowError
+from .flow.constructions import DEFAULT_METHOD
 
 
 def _residual(text: str) -> float | str:
@@ -32,9 +33,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     ex.add_argument(
         "--method",
-        default="agf",
-        help="agf (default), af, gf; a comma list (agf,af,gf) shows them side by side (table, "
-        "html) or as a JSON list",
+        default=None,
+        help=f"{DEFAULT_METHOD} (default), the paper's agf, af, gf, or a baseline (gaflow "
+        "methods: the list); a comma list (agf,af,gf) shows them side by side (table, html) or "
+        "as a JSON list",
     )
     ex.add_argument("--target", default=None, help="class index or label name (default: predicted)")
     ex.add_argument(
@@ -69,9 +71,10 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--continuation", default=None, help="--generate: score this text instead")
     ex.add_argument("--exclude-first", action="store_true",
                     help="--generate: leave the first (attention-sink) position out")
-    ex.add_argument("--residual", type=_residual, default=0.0,
+    ex.add_argument("--residual", type=_residual, default=None,
                     help="--generate: share of each node's own stream kept (0..1), or "
-                         "'gradient' (self-edge measured by gradient x activation)")
+                         "'gradient' (self-edge measured by gradient x activation); default: "
+                         "'gradient' where the architecture supports it, else 0")
     ex.add_argument(
         "-o", "--output", default=None, help="write to this file (refuses to overwrite)"
     )
@@ -174,8 +177,9 @@ def _generate(args) -> int:
         raise GaflowError("--generate writes --format table or json")
     model, tokenizer = load_generator(args.model)
     exp = explain_generation(
-        model, tokenizer, args.text, max_new_tokens=args.max_new_tokens, method=args.method,
-        continuation=args.continuation, exclude_first=args.exclude_first,
+        model, tokenizer, args.text, max_new_tokens=args.max_new_tokens,
+        method=args.method or "agf", continuation=args.continuation,
+        exclude_first=args.exclude_first,
         residual=args.residual, mu=args.mu,
     )
     text = exp.to_json(indent=2) + "\n" if args.fmt == "json" else generation_table(exp)
@@ -281,15 +285,16 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.output and Path(args.output).exists() and not args.force:
             raise GaflowError(f"{args.output} exists; pass --force to overwrite it")
-        methods = [m.strip() for m in args.method.split(",") if m.strip()]
+        methods = [m.strip() for m in (args.method or DEFAULT_METHOD).split(",") if m.strip()]
         if not methods:
             raise GaflowError("--method is empty")
-        if args.continuation or args.residual or args.exclude_first:
+        if args.continuation or args.residual is not None or args.exclude_first:
             raise GaflowError("--continuation, --residual and --exclude-first need --generate")
-        from .flow.tensors import INFORMATION_TENSORS
+        from .flow.constructions import flow_construction
 
-        if args.fmt == "svg" and methods[0] not in INFORMATION_TENSORS:
-            raise GaflowError(f"--format svg draws a flow: use agf, af or gf, not {methods[0]}")
+        if args.fmt == "svg" and flow_construction(methods[0]) is None:
+            raise GaflowError(f"--format svg draws a flow: use a flow method ({DEFAULT_METHOD}, "
+                              f"agf, af, gf), not {methods[0]}")
         model, tokenizer = load_model(args.model)
         exps = [
             explain(
@@ -304,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
                 keep_flows=args.fmt == "svg",
                 # the solver options apply to the flow methods; baselines ignore them
                 **({"backend": args.backend, "device": args.device}
-                   if method in INFORMATION_TENSORS else {}),
+                   if flow_construction(method) is not None else {}),
             )
             for method in methods
         ]

@@ -19,6 +19,7 @@ import torch
 
 from .batching import pad_ids
 from .capture import differentiable, ensure_eager
+from .capture.linear_norm import linear_norms as _linear_norms
 from .errors import InputError, ModelError, UnknownNameError
 from .flow.seq2seq import (
     decoder_graph,
@@ -165,7 +166,7 @@ def explain_generation(
     *,
     continuation: str | Sequence[str] | None = None,
     exclude_first: bool = False,
-    residual: float | str = 0.0,
+    residual: float | str | None = None,
     cross_weight: float = 0.5,
     mu: float | None = None,
     rtol: float = 1e-6,
@@ -180,10 +181,13 @@ def explain_generation(
         continuation: score this text instead of generating (tokenized without special tokens).
         exclude_first: leave the first position out of the graph (decoders; the first token is
             an attention sink that otherwise collects most of the flow, see README).
-        residual: share of each node's own stream kept as a self-edge (0 = plain GAF), or
-            ``"gradient"`` (pre-norm models, see ``PRE_NORM_MODEL_TYPES``): the self-edge is
-            the positive gradient x activation of the stream's parts, in the units of ``agf``,
-            with every gradient taken through linearised normalisations (docs/generation.md).
+        residual: share of each node's own stream kept as a self-edge (0 = plain GAF, the
+            paper's construction), or ``"gradient"`` (pre-norm models, see
+            ``PRE_NORM_MODEL_TYPES``): the self-edge is the positive gradient x activation of
+            the stream's parts, in the units of ``agf``, with every gradient taken through
+            linearised normalisations (docs/generation.md). ``None`` (default): ``"gradient"``
+            where the model type supports it (on the planted copy tasks it peaks on the copied
+            token where plain GAF mostly does not), else 0; the value used is in ``config``.
         cross_weight: encoder-decoders: share of a decoder node's inflow from cross-attention.
         mu, rtol: solver options as in :func:`gaflow.explain`.
     """
@@ -202,6 +206,9 @@ def explain_generation(
     ensure_eager(model)
     model.eval()
     encdec = _is_encoder_decoder(model)
+    if residual is None:
+        pre_norm = getattr(model.config, "model_type", None) in PRE_NORM_MODEL_TYPES
+        residual = "gradient" if pre_norm else 0.0
     _check_residual(model, residual)
     items = []
     for k, (p, c) in enumerate(zip(prompts, conts, strict=True)):
@@ -263,64 +270,6 @@ def _match_attention(seen: list, attentions) -> list[torch.Tensor]:
             raise ModelError(f"could not find the attention output of layer {layer}")
         found.append(hit[0])
     return found
-
-
-@contextmanager
-def _linear_norms(model, active: bool = True) -> Iterator[None]:
-    """Hold every normalisation's scale fixed in the backward pass (forward values unchanged):
-    LayerNorm ``(x - mean) / sigma`` and RMSNorm ``x / rms`` with ``sigma`` / ``rms`` detached.
-
-    A normalisation is scale invariant (``x . dLN(x)/dx = 0``): over the parts of the stream that
-    enters the final one, ``grad . part`` sums to zero whatever the parts carry. With the scale
-    held fixed the layer is linear and gradient x activation splits the logit conservatively
-    (the LayerNorm rule of Ali et al. 2022, *XAI for Transformers: better explanations through
-    conservative propagation*).
-    """
-    if not active:
-        yield
-        return
-    patched = []
-    for mod in model.modules():
-        fn = _linear_norm_forward(mod)
-        if fn is not None:
-            mod.forward = fn
-            patched.append(mod)
-    try:
-        yield
-    finally:
-        for mod in patched:
-            del mod.forward
-
-
-def _linear_norm_forward(mod):
-    """The scale-detached forward of a LayerNorm / RMSNorm module, None for other modules."""
-    if isinstance(mod, torch.nn.LayerNorm):
-        if len(mod.normalized_shape) != 1:
-            raise ModelError(f"cannot linearise {type(mod).__name__} over several dimensions")
-
-        def layer_norm(x):
-            centred = x - x.mean(-1, keepdim=True)
-            y = centred / torch.sqrt(centred.pow(2).mean(-1, keepdim=True) + mod.eps).detach()
-            if mod.weight is not None:
-                y = y * mod.weight
-            return y + mod.bias if mod.bias is not None else y
-
-        return layer_norm
-    name = type(mod).__name__
-    if name.endswith("RMSNorm") or name == "T5LayerNorm":
-        eps = getattr(mod, "variance_epsilon", getattr(mod, "eps", None))
-        if eps is None or not isinstance(getattr(mod, "weight", None), torch.Tensor):
-            raise ModelError(f"cannot linearise {name}: no weight / epsilon found")
-
-        def rms_norm(x):
-            x32 = x.float()
-            y = x32 / torch.sqrt(x32.pow(2).mean(-1, keepdim=True) + eps).detach()
-            return mod.weight * y.to(mod.weight.dtype)
-
-        return rms_norm
-    if "Norm" in name and not isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
-        raise ModelError(f"residual='gradient' cannot linearise the normalisation {name}")
-    return None
 
 
 def _sequences(model, tokenizer, prompt, continuation, max_new, encdec, stop_at_eos):

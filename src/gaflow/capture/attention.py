@@ -25,6 +25,10 @@ class Capture:
         mask: (B, t) bool, real (non-padding) tokens.
         logits: (B, C) classifier logits.
         targets: (B,) target class per example.
+        stream: with ``stream=True``, (B, L, t) ``g_l[i] . h_l[i]``: the residual part of the
+            target logit at each layer's residual sum (:mod:`gaflow.capture.stream`); else None.
+        value_norms: with ``values=True``, (B, L, H, t) norms of each head's transformed value
+            vectors (:func:`gaflow.capture.stream.value_norms`); else None.
     """
 
     attentions: np.ndarray
@@ -32,6 +36,8 @@ class Capture:
     mask: np.ndarray
     logits: np.ndarray
     targets: np.ndarray
+    stream: np.ndarray | None = None
+    value_norms: np.ndarray | None = None
 
 
 def ensure_eager(model: torch.nn.Module) -> None:
@@ -77,6 +83,21 @@ def differentiable(model: torch.nn.Module):
         handle.remove()
 
 
+OBJECTIVES = ("logit", "contrast")
+
+
+def objective_value(logits: torch.Tensor, targets: list[int], objective: str) -> torch.Tensor:
+    """Sum over the batch of each example's objective (see :func:`capture`): one backward pass
+    gives every example's gradient."""
+    idx = torch.tensor(targets, device=logits.device)[:, None]
+    own = logits.gather(1, idx)
+    if objective == "logit" or logits.shape[1] < 2:
+        return own.sum()
+    others = logits.scatter(1, idx, float("-inf"))
+    weights = torch.softmax(others.detach(), dim=1)
+    return (own[:, 0] - (weights * others.masked_fill(weights == 0, 0.0)).sum(1)).sum()
+
+
 def resolve_targets(logits: torch.Tensor, targets: list[int | None]) -> list[int]:
     """Per example, the requested class (checked) or the predicted one for ``None``."""
     n_classes = logits.shape[1]
@@ -95,6 +116,10 @@ def capture(
     model: torch.nn.Module,
     inputs: dict[str, torch.Tensor],
     targets: list[int | None],
+    *,
+    stream: bool = False,
+    objective: str = "logit",
+    values: bool = False,
 ) -> Capture:
     """Run the model with attentions kept in the graph and back-propagate the target logits.
 
@@ -102,11 +127,27 @@ def capture(
         model: a Hugging Face sequence classifier (in eval mode).
         inputs: tokenizer output (``input_ids``, ``attention_mask``, ...) for a batch.
         targets: per example, a class index or ``None`` for the predicted class.
+        stream: also measure the residual stream (post-norm encoders,
+            :mod:`gaflow.capture.stream`); every gradient, those of the attentions included, is
+            then taken with the LayerNorms' scales held fixed (forward values unchanged).
+        objective: what the gradients are of: ``"logit"``, the target logit ``z_t`` (GAF
+            Sec. 3.1), or ``"contrast"``, the target logit against the other classes,
+            ``z_t - sum_{k != t} w_k z_k`` with ``w = softmax`` of the other logits (detached):
+            for two classes the log-odds ``z_t - z_o``; in general ``d log p_t / (1 - p_t)``,
+            the direction of the target probability without its saturation.
+        values: also record the norms of the transformed value vectors (post-norm encoders).
     """
+    if objective not in OBJECTIVES:
+        raise InputError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    from .linear_norm import linear_norms
+    from .stream import attention_norms, layer_count, norm_inputs, value_norms
+
     ensure_eager(model)
     model.eval()
-    with torch.enable_grad(), differentiable(model):
-        out = model(**inputs, output_attentions=True)
+    norms = attention_norms(model, layer_count(model)) if stream else []
+    with torch.enable_grad(), differentiable(model), linear_norms(model, stream), \
+            norm_inputs(norms, stream) as sums, value_norms(model, values) as vnorms:
+        out = model(**inputs, output_attentions=True, output_hidden_states=stream)
         attentions = getattr(out, "attentions", None)
         if not attentions:
             raise ModelError(
@@ -119,9 +160,20 @@ def capture(
                 f"expected classifier logits (batch, classes), got {tuple(logits.shape)}"
             )
         chosen = resolve_targets(logits, targets)
-        idx = torch.tensor(chosen, device=logits.device)
-        picked = logits.gather(1, idx[:, None]).sum()
-        grads = torch.autograd.grad(picked, list(attentions), allow_unused=True)
+        picked = objective_value(logits, chosen, objective)
+        if stream and len(sums) != len(attentions):
+            raise ModelError(f"found {len(sums)} residual sums for {len(attentions)} layers")
+        grads = torch.autograd.grad(picked, [*attentions, *sums], allow_unused=True)
+    n_att = len(attentions)
+    stream_terms = None
+    if stream:
+        if any(g is None for g in grads[n_att:]):
+            raise ModelError("the target logit does not depend on the residual stream")
+        stream_terms = torch.stack(  # (B, L, t): g_l . h_l, the stream part of each sum
+            [(g * h).sum(-1) for g, h in zip(grads[n_att:], out.hidden_states, strict=False)],
+            dim=1,
+        ).detach().double().cpu().numpy()
+        grads = grads[:n_att]
     if any(g is None for g in grads):
         raise ModelError(
             "the target logit does not depend on the returned attention tensors (no gradient); "
@@ -143,4 +195,6 @@ def capture(
         mask=mask_np,
         logits=logits.detach().double().cpu().numpy(),
         targets=np.array(chosen),
+        stream=stream_terms,
+        value_norms=torch.stack(vnorms, dim=1).double().cpu().numpy() if values else None,
     )

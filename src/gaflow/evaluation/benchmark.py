@@ -26,6 +26,7 @@ from .faithfulness import (
     average_precision,
     log_odds,
     mean_drop,
+    share_entropy,
     token_labels,
     top_k_f1,
 )
@@ -86,7 +87,8 @@ def evaluate_explanation(model, tokenizer, exp, label: int, cfg: BenchConfig,
     probs = class_probabilities(model, seqs, tokenizer.pad_token_id, cfg.batch_size * 8)
     p = probs[:, exp.target]
     rec: dict = {"target": int(exp.target), "label": int(label), "n_tokens": len(ids),
-                 "p_orig": float(p[0]), "curves": {}}
+                 "p_orig": float(p[0]), "curves": {},
+                 "entropy": share_entropy(scores, special)}
     for mode in ("comp", "suff", *cfg.modes):
         rec["curves"][mode] = [float(p[i]) for i, (m, _) in enumerate(tags) if m == mode]
     rec["correct_after_20"] = bool(int(np.argmax(probs[-1])) == label)
@@ -112,6 +114,8 @@ def metric_values(records: list[dict], modes: list[str]) -> dict[str, np.ndarray
     if records and "auprc" in records[0]:
         out["token_f1"] = np.array([r["token_f1"] for r in records], dtype=float)
         out["auprc"] = np.array([r["auprc"] for r in records], dtype=float)
+    if records and all("entropy" in r for r in records):
+        out["entropy"] = np.array([r["entropy"] for r in records], dtype=float)
     return out
 
 
@@ -306,20 +310,30 @@ def write_results(cfg: BenchConfig, records: dict[str, list[dict]], out: Path, w
     return summary
 
 
+def _arrow(info) -> str:
+    if not info.ranked:
+        return ""
+    return "↑ " if info.higher_is_better else "↓ "
+
+
 def markdown_table(summary: dict, names: list[str]) -> str:
     cfg = summary["config"]
-    head = ["method", "n", *(("↑ " if METRICS[m].higher_is_better else "↓ ") + METRICS[m].name
-                             for m in names), "s/example"]
+    head = ["method", "n", *(_arrow(METRICS[m]) + METRICS[m].name for m in names), "s/example"]
     lines = [
         f"**{cfg['dataset']}/{cfg['split']}**, model `{cfg['model']}`, n = "
         f"{summary['n_examples']}, seed {cfg['seed']}, max {cfg['max_length']} tokens; "
-        "mean [95% bootstrap CI]; ↑ higher is better, ↓ lower is better; best mean in bold.",
+        "mean [95% bootstrap CI]; ↑ higher is better, ↓ lower is better; best mean in bold"
+        + ("; entropy (1 = uniform) describes how spread the attribution is and is not ranked."
+           if any(not METRICS[m].ranked for m in names) else "."),
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
     ]
     best = {}
     for m in names:
+        if not METRICS[m].ranked:
+            best[m] = None
+            continue
         vals = {k: e[m]["mean"] for k, e in summary["methods"].items() if m in e}
         pick = max if METRICS[m].higher_is_better else min
         best[m] = pick(vals, key=vals.get) if vals else None

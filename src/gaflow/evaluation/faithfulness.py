@@ -11,6 +11,8 @@ Each metric returns one value per example; :data:`METRICS` says which direction 
   better for the explanation).
 * Plausibility against human rationales: token F1 of the top-|r| tokens and AUPRC (average
   precision of the scores as a ranking of rationale tokens). Higher is better.
+* Entropy (descriptive, not a faithfulness score): normalised entropy of the positive token
+  shares, 1 = uniform. Says whether an attribution is informative at all.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class MetricInfo:
     name: str
     higher_is_better: bool
     description: str
+    ranked: bool = True  # False: descriptive (no best method is marked)
 
 
 METRICS = {
@@ -40,7 +43,20 @@ METRICS = {
     "accuracy_masked": MetricInfo("Acc. after 20% del.", False, "label kept after deletion"),
     "token_f1": MetricInfo("Token F1", True, "top-|rationale| tokens vs human rationale"),
     "auprc": MetricInfo("AUPRC", True, "scores ranking human rationale tokens"),
+    "entropy": MetricInfo("Entropy", False, "normalised entropy of the positive token shares "
+                          "(non-special tokens; 1 = uniform)", ranked=False),
 }
+
+
+def share_entropy(scores: np.ndarray, special: np.ndarray) -> float:
+    """How spread an attribution is: the entropy of the positive shares ``max(phi_j, 0) / sum``
+    over the non-special tokens, divided by ``log n`` (1 = uniform, 0 = one token). NaN when
+    fewer than two tokens or no positive score."""
+    s = np.maximum(np.asarray(scores, float)[~np.asarray(special, bool)], 0.0)
+    if s.size < 2 or s.sum() <= 0:
+        return float("nan")
+    q = s[s > 0] / s.sum()
+    return float(-(q * np.log(q)).sum() / np.log(s.size))
 
 
 def mean_drop(p_orig: np.ndarray, p_pert: np.ndarray) -> np.ndarray:

@@ -26,8 +26,11 @@ def create_app(model, tokenizer, model_name: str, max_chars: int = MAX_CHARS, to
         raise GaflowError("gaflow serve needs FastAPI: pip install 'gaflow[serve]'") from exc
 
     from ..api import explain
+    from ..flow.constructions import CONSTRUCTIONS, DEFAULT_METHOD
     from ..flow.tensors import INFORMATION_TENSORS
     from ..viz.html import render_fragment
+
+    flows = list(dict.fromkeys([DEFAULT_METHOD, *INFORMATION_TENSORS, *CONSTRUCTIONS]))
 
     page = resources.files("gaflow.server").joinpath("index.html").read_text(encoding="utf-8")
     labels = [str(model.config.id2label[k]) for k in sorted(model.config.id2label)]
@@ -36,7 +39,7 @@ def create_app(model, tokenizer, model_name: str, max_chars: int = MAX_CHARS, to
 
     class ExplainRequest(BaseModel):
         text: str
-        method: str = "agf"
+        method: str = DEFAULT_METHOD
         target: str | None = None
 
     @app.get("/", response_class=HTMLResponse)
@@ -45,7 +48,8 @@ def create_app(model, tokenizer, model_name: str, max_chars: int = MAX_CHARS, to
 
     @app.get("/api/info")
     def info() -> dict:
-        return {"model": model_name, "labels": labels, "methods": sorted(INFORMATION_TENSORS),
+        return {"model": model_name, "labels": labels, "methods": flows,
+                "default_method": DEFAULT_METHOD,
                 "max_chars": max_chars}
 
     @app.post("/api/explain")
@@ -57,10 +61,9 @@ def create_app(model, tokenizer, model_name: str, max_chars: int = MAX_CHARS, to
             raise HTTPException(
                 422, f"the text has {len(text)} characters; the limit is {max_chars}"
             )
-        if req.method not in INFORMATION_TENSORS:
+        if req.method not in flows:
             raise HTTPException(
-                422, f"unknown method {req.method!r}; choose one of "
-                f"{', '.join(sorted(INFORMATION_TENSORS))}"
+                422, f"unknown method {req.method!r}; choose one of {', '.join(flows)}"
             )
         target = req.target or None
         if target is not None and target not in labels:
