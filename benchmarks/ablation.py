@@ -45,15 +45,34 @@ TENSORS = {
     "gf": lambda a, g: np.maximum(g, 0.0).mean(axis=1),
     # positive part after the head sum (the heads' parts of one attention output, netted)
     "agf_net": lambda a, g: np.maximum((a * g).sum(axis=1), 0.0) / a.shape[1],
+    # attention where the gradient is positive (the sign of the AGF term, not its size)
+    "asf": lambda a, g: (a * (g > 0)).mean(axis=1),
 }
+# a tensor name "n:<tensor>" applies <tensor> to norm-weighted attention A_h[i,j] ||v_hj W_O^h||
 GRADIENTS = ("paper", "linear", "contrast")  # paper: GAF's; linear: LayerNorms' scales fixed;
 # contrast: LayerNorms' scales fixed and the target logit against the other classes
 
 
-def variants(grid: str = "main") -> dict[str, tuple]:
+def variants(grid: str = "main", alphas=(1.0,)) -> dict[str, tuple]:
     """name -> (tensor, gradients, residual, routing, outputs). ``grid="round2"``: the second
     round, around the first round's best (measured self-edge, proportional routing): the
     self-edge's weight (``rgradxA``: A times the measured one) and the gradients' kind."""
+    if grid == "norms":  # the norm-based view (Kobayashi et al. 2020), proportional routing
+        items = [("n:af", "paper", 0.0), ("n:af", "paper", 0.5), ("n:asf", "linear", 0.5),
+                 ("n:agf", "linear", "gradient"), ("n:agf", "linear", 0.5),
+                 ("asf", "linear", 0.5), ("agf_net", "linear", "gradient")]
+        return {_name(t, g, r, "proportional", "all"): (t, g, r, "proportional", "all")
+                for t, g, r in items}
+    if grid == "final":  # the candidates of the first two rounds, for a second dev set
+        paper = ("agf", "paper", 0.0, "central", "all")
+        out = {_name(*paper): paper}
+        for tensor in ("agf", "agf_net"):
+            for grads in ("linear", "contrast"):
+                for alpha in alphas:
+                    residual = "gradient" if alpha == 1.0 else ("gradient", alpha)
+                    out[_name(tensor, grads, residual, "proportional", "all")] = (
+                        tensor, grads, residual, "proportional", "all")
+        return out
     if grid == "round2":
         out = {}
         for tensor in ("agf", "agf_net"):
@@ -100,9 +119,11 @@ def scores_of(caps: np.ndarray, routing: str, outputs: str) -> np.ndarray:
     return proportional_flow(build_graph(caps, out))[0]
 
 
-def build_caps(spec, att, caps_by_grads) -> np.ndarray:
+def build_caps(spec, att, caps_by_grads, norms=None) -> np.ndarray:
     tensor, grads, residual, _, _ = spec
     grad, stream = caps_by_grads[grads]
+    if tensor.startswith("n:"):
+        att, tensor = att * norms[:, :, None, :], tensor[2:]
     caps = TENSORS[tensor](att, grad)
     if stream is None:  # the paper's gradients with the measured stream of the linear ones
         stream = caps_by_grads["linear"][1]
@@ -136,7 +157,7 @@ def run(args) -> dict:
     ds = load_dataset(args.dataset, args.split)
     idx = sample_indices(len(ds), args.n, args.seed)
     max_length = args.max_length or RECIPES[args.model].max_length
-    specs = variants(args.grid)
+    specs = variants(args.grid, [float(a) for a in args.alphas.split(",")])
     rows: dict[str, list[dict]] = {name: [] for name in [*specs, *args.baselines]}
     times: dict[str, float] = dict.fromkeys(rows, 0.0)
     t_start = time.perf_counter()
@@ -150,13 +171,16 @@ def run(args) -> dict:
         for grads in GRADIENTS:
             t0 = time.perf_counter()
             cap = capture(model, dict(enc), [None], stream=grads != "paper",
-                          objective="contrast" if grads == "contrast" else "logit")
+                          objective="contrast" if grads == "contrast" else "logit",
+                          values=grads == "paper")
+            if grads == "paper":
+                norms = cap.value_norms[0]
             cost[grads] = time.perf_counter() - t0
             caps_by_grads[grads] = (cap.gradients[0], cap.stream[0] if grads != "paper" else None)
             target, att = int(cap.targets[0]), cap.attentions[0]
         for name, spec in specs.items():
             t3 = time.perf_counter()
-            caps = build_caps(spec, att, caps_by_grads)
+            caps = build_caps(spec, att, caps_by_grads, norms)
             sc = scores_of(caps, spec[3], spec[4])
             times[name] += time.perf_counter() - t3 + cost[spec[1]]
             rows[name].append(delete_metrics(model, tok, ids, special, sc, target))
@@ -214,7 +238,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-length", type=int, default=None)
     p.add_argument("--baselines", default="gae,attention,rollout")
-    p.add_argument("--grid", default="main", choices=["main", "round2"])
+    p.add_argument("--grid", default="main", choices=["main", "round2", "norms", "final"])
+    p.add_argument("--alphas", default="1", help="--grid final: self-edge weights to try")
     p.add_argument("--out", default=None)
     p.add_argument("--report", nargs="*", default=None)
     args = p.parse_args()

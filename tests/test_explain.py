@@ -133,6 +133,9 @@ def test_information_tensor_definitions():
     np.testing.assert_allclose(information_tensor("af", a, g), a.mean(axis=1))
     np.testing.assert_allclose(information_tensor("gf", a, g), np.maximum(g, 0).mean(axis=1))
     np.testing.assert_allclose(information_tensor("agf", a, g), np.maximum(a * g, 0).mean(axis=1))
+    net = information_tensor("agf_net", a, g)  # heads netted before the positive part
+    np.testing.assert_allclose(net, np.maximum((a * g).sum(axis=1), 0) / 3)
+    assert (net <= information_tensor("agf", a, g) + 1e-15).all()
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,8 @@
 """Public entry points: :func:`explain` and :func:`load_model`.
 
-Data flows one way: text -> tokenize -> capture (A, dA) -> information tensor -> flow graph ->
-barrier max-flow -> per-token scores -> :class:`~gaflow.result.Explanation`.
+Data flows one way: text -> tokenize -> capture (A, dA, the residual stream) -> information
+tensor (+ residual self-edges) -> flow graph -> routing (barrier max-flow or proportional) ->
+per-token scores -> :class:`~gaflow.result.Explanation`.
 """
 
 from __future__ import annotations
@@ -145,14 +146,17 @@ def explain(
         model: a Hugging Face sequence classifier (switched to eager attention if needed).
         tokenizer: its tokenizer (a fast tokenizer gives the per-word view).
         text: one text (returns one :class:`Explanation`) or a list (returns a list).
-        method: a GAF information tensor, ``agf`` (default), ``af``, ``gf`` (or one added with
-            :func:`register_tensor`), or a baseline: ``attention``, ``rollout``,
-            ``attention_flow``, ``gae``, ``cat``, ``attcat``, ``grad_input``,
+        method: a flow: ``agf_rp`` (default: measured residual self-edges, proportional
+            routing, docs/ablation.md), the paper's ``agf``, ``af``, ``gf`` (or a tensor added
+            with :func:`register_tensor`, a construction added with
+            :func:`gaflow.flow.constructions.register_flow`); or a baseline: ``attention``,
+            ``rollout``, ``attention_flow``, ``gae``, ``cat``, ``attcat``, ``grad_input``,
             ``integrated_gradients``, ``occlusion`` (sign convention: :mod:`gaflow.methods.base`).
         target: class index or label name; ``None`` explains the predicted class.
         outputs: ``"all"`` last-layer tokens (the paper's Algorithm 1), ``"first"`` ([CLS]), or
             a list of token positions linked to the super-sink.
         mu: barrier weight (relative to the largest capacity); ``None`` = central max flow.
+            Flows with proportional routing (``agf_rp``) have no barrier and take no ``mu``.
         batch_size: texts per forward/backward pass.
         truncation: allow cutting texts longer than the model's maximum (reported in ``config``).
         max_length: maximum tokens (default: the tokenizer's / model's limit).

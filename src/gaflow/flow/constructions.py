@@ -119,5 +119,13 @@ def flow_construction(method: str) -> Construction | None:
     return None
 
 
-#: The default method of :func:`gaflow.explain`, the CLI and the explorer (docs/ablation.md).
-DEFAULT_METHOD = "agf"
+#: The default method of :func:`gaflow.explain`, the CLI and the explorer, chosen on
+#: development data (docs/ablation.md): attention edges ``agf_net`` and the residual stream's
+#: self-edges, both measured by gradient x activation of the target logit with the LayerNorms'
+#: scales held fixed, routed in proportion to capacity.
+DEFAULT_METHOD = "agf_rp"
+CONSTRUCTIONS[DEFAULT_METHOD] = Construction(
+    DEFAULT_METHOD, "agf_net", residual="gradient", objective="logit",
+    routing="proportional",
+    description="residual-aware AGF, proportional routing (the default; docs/ablation.md)",
+)

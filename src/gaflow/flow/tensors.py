@@ -6,6 +6,12 @@ token) to ``(L, t, t)`` non-negative capacities:
 * ``af``:  mean_h(A)                      (attention flow)
 * ``gf``:  mean_h(max(G, 0))              (gradient flow)
 * ``agf``: mean_h(max(A * G, 0))          (attention x gradient flow; positive part before the mean)
+
+and, not from the paper:
+
+* ``agf_net``: max(sum_h A * G, 0) / H   (the heads netted before the positive part: token j's
+  whole part of row i's attention output, as the measured residual self-edge takes the stream's;
+  the tensor of the default flow ``agf_rp``, :mod:`gaflow.flow.constructions`)
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ INFORMATION_TENSORS: dict[str, TensorFn] = {
     "af": lambda a, g: a.mean(axis=1),
     "gf": lambda a, g: np.maximum(g, 0.0).mean(axis=1),
     "agf": lambda a, g: np.maximum(a * g, 0.0).mean(axis=1),
+    "agf_net": lambda a, g: np.maximum((a * g).sum(axis=1), 0.0) / a.shape[1],
 }
 
 
