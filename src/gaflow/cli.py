@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from . import validate
 from .errors import GaflowError
 
 
@@ -168,8 +169,8 @@ def _evaluate(args) -> str:
 def _generate(args) -> int:
     from .generation import explain_generation, generation_table, load_generator
 
-    if args.output and Path(args.output).exists() and not args.force:
-        raise GaflowError(f"{args.output} exists; pass --force to overwrite it")
+    if args.output:
+        validate.output_path(args.output, args.force)
     if args.fmt not in ("table", "json"):
         raise GaflowError("--generate writes --format table or json")
     model, tokenizer = load_generator(args.model)
@@ -179,11 +180,19 @@ def _generate(args) -> int:
         residual=args.residual, mu=args.mu,
     )
     text = exp.to_json(indent=2) + "\n" if args.fmt == "json" else generation_table(exp)
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
+    _write(args.output, text)
     return 0
+
+
+def _write(output: str | None, text: str) -> None:
+    """Write to ``-o`` (checked by :func:`validate.output_path` before the work) or stdout."""
+    if not output:
+        sys.stdout.write(text)
+        return
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:  # the file system changed since the check
+        raise GaflowError(f"cannot write {output}: {exc.strerror or exc}") from None
 
 
 def _bench(args) -> str:
@@ -279,8 +288,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.generate:
             return _generate(args)
 
-        if args.output and Path(args.output).exists() and not args.force:
-            raise GaflowError(f"{args.output} exists; pass --force to overwrite it")
+        if args.output:  # before any work: a bad path must not cost a whole computation
+            validate.output_path(args.output, args.force)
+        validate.mu(args.mu)
+        validate.device(args.backend, args.device)
         methods = [m.strip() for m in args.method.split(",") if m.strip()]
         if not methods:
             raise GaflowError("--method is empty")
@@ -317,10 +328,7 @@ def main(argv: list[str] | None = None) -> int:
             text = exps[0].flow_figure(top_k=args.top_k).to_svg()
         else:
             text = "".join(_table(e) for e in exps)
-        if args.output:
-            Path(args.output).write_text(text, encoding="utf-8")
-        else:
-            sys.stdout.write(text)
+        _write(args.output, text)
     except GaflowError as exc:
         print(f"gaflow: error: {exc}", file=sys.stderr)
         return 2

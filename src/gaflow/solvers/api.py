@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import validate
 from ..errors import InputError
 from ..flow.graph import build_graph
 from .newton import solve_barrier
@@ -70,22 +71,21 @@ def solve_flow(
     Returns:
         A :class:`FlowSolution` (a list for a batch); tokens with no usable path get exactly 0.
     """
-    if mu is not None and not (isinstance(mu, int | float) and np.isfinite(mu) and mu > 0):
-        raise InputError(f"mu must be a positive finite number or None, got {mu!r}")
-    if not 0 < rtol < 1:
-        raise InputError(f"rtol must lie in (0, 1), got {rtol!r}")
-    if backend not in BACKENDS:
+    mu_f = validate.mu(mu)
+    rtol = validate.rtol(rtol)
+    if not isinstance(backend, str) or backend not in BACKENDS:
         raise InputError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
-    if device is not None and backend != "torch":
-        raise InputError("device applies to backend='torch' only")
+    device = validate.device(backend, device)
     batch = _is_batch(capacities)
     items = list(capacities) if batch else [capacities]
     if batch and not items:
         raise InputError("an empty batch of capacities: pass at least one (L, t, t) array")
+    items = [validate.real_capacities(c) for c in items]
     outs = _per_item(outputs, len(items), "outputs", batch)
+    outs = [validate.positions(o, f"outputs[{k}]" if batch else "outputs")
+            for k, o in enumerate(outs)]
     masks = _per_item(tokens, len(items), "tokens", batch)
     graphs = [build_graph(_to_numpy(c), o, m) for c, o, m in zip(items, outs, masks, strict=True)]
-    mu_f = None if mu is None else float(mu)
     if backend == "torch":
         solutions = _solve_torch(graphs, mu_f, rtol, keep_flows, device)
     else:
