@@ -300,3 +300,26 @@ def test_fuzz_explain_text(tiny_bert, pieces, method):
     assert exp.scores.sum() == pytest.approx(exp.flow_value, rel=1e-8, abs=1e-12)
     assert exp.special.sum() == 2 and not exp.special[1:-1].any()
     exp.words()
+
+
+def test_cli_model_that_cannot_load(capsys, monkeypatch, tmp_path):
+    import transformers
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{}")  # transformers: ValueError
+    _cli_error(capsys, ["explain", "good movie", "--model", "broken"],
+               "could not load model 'broken': the folder 'broken' could not be read as a model")
+
+    def offline(*args, **kwargs):
+        raise OSError("We couldn't connect to 'https://huggingface.co'")
+
+    monkeypatch.setattr(transformers.AutoModelForSequenceClassification, "from_pretrained",
+                        offline)
+    _cli_error(capsys, ["explain", "good movie", "--model", "nope-model"],
+               "could not load model 'nope-model': it is not a zoo name (minilm-sst2")
+
+
+def test_cli_serve_options(capsys):
+    _cli_error(capsys, ["serve", "--queue", "-1"], "--queue must be >= 0")
+    _cli_error(capsys, ["serve", "--timeout", "0"], "--timeout a positive number")

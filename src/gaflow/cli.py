@@ -118,6 +118,11 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--model", default=None, help="zoo name (default: minilm-sst2), path or hub id")
     sv.add_argument("--host", default="127.0.0.1", help="interface (default: loopback only)")
     sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--queue", type=int, default=4,
+                    help="explanations that may wait behind the running one; more get 503 "
+                    "(default: 4)")
+    sv.add_argument("--timeout", type=float, default=60.0,
+                    help="seconds a request waits for its explanation, else 503 (default: 60)")
     return parser
 
 
@@ -281,7 +286,11 @@ def main(argv: list[str] | None = None) -> int:
             if args.host not in ("127.0.0.1", "localhost", "::1"):
                 print(f"gaflow: warning: serving on {args.host}, reachable from other machines",
                       file=sys.stderr)
-            serve(args.model, host=args.host, port=args.port)
+            if args.queue < 0 or not 0 < args.timeout < float("inf"):
+                raise GaflowError("--queue must be >= 0 and --timeout a positive number of "
+                                  "seconds")
+            serve(args.model, host=args.host, port=args.port, queue_size=args.queue,
+                  timeout=args.timeout)
             return 0
         from . import explain, load_model
 
