@@ -24,6 +24,8 @@ TEXT = "the dog is not cute but very smart"
     [
         (None, "text must be a string or a list of strings, got NoneType"),
         (42, "text must be a string or a list of strings, got int"),
+        ({"a": 1}, "text must be a string or a list of strings, got dict"),
+        ({TEXT}, "text must be a string or a list of strings, got set"),
         (b"hi", "text is bytes; decode it first"),
         ([TEXT, b"hi"], "text #1 is bytes; decode it first"),
         ("a\ud800b", "not valid Unicode: a lone surrogate"),
@@ -323,3 +325,12 @@ def test_cli_model_that_cannot_load(capsys, monkeypatch, tmp_path):
 def test_cli_serve_options(capsys):
     _cli_error(capsys, ["serve", "--queue", "-1"], "--queue must be >= 0")
     _cli_error(capsys, ["serve", "--timeout", "0"], "--timeout a positive number")
+
+
+def test_text_iterables_are_batches(tiny_bert):
+    model, tok = tiny_bert
+    ref = gaflow.explain(model, tok, [TEXT, "the dog"])
+    for same in ((TEXT, "the dog"), (t for t in [TEXT, "the dog"]), np.array([TEXT, "the dog"])):
+        got = gaflow.explain(model, tok, same)
+        assert [e.text for e in got] == [TEXT, "the dog"]
+        np.testing.assert_array_equal(got[1].scores, ref[1].scores)

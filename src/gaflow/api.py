@@ -126,18 +126,23 @@ def explain(
     Args:
         model: a Hugging Face sequence classifier (switched to eager attention if needed).
         tokenizer: its tokenizer (a fast tokenizer gives the per-word view).
-        text: one text (returns one :class:`Explanation`) or a list (returns a list).
+        text: one text (returns one :class:`Explanation`) or a list (returns a list). What the
+            user typed is text: a "[SEP]" or "[PAD]" inside it is tokenised as characters, not
+            as the tokenizer's control token (``split_special_tokens``), so only the tokens the
+            tokenizer adds are ``special``.
         method: a GAF information tensor, ``agf`` (default), ``af``, ``gf`` (or one added with
             :func:`register_tensor`), or a baseline: ``attention``, ``rollout``,
             ``attention_flow``, ``gae``, ``cat``, ``attcat``, ``grad_input``,
             ``integrated_gradients``, ``occlusion`` (sign convention: :mod:`gaflow.methods.base`).
         target: class index or label name; ``None`` explains the predicted class.
         outputs: ``"all"`` last-layer tokens (the paper's Algorithm 1), ``"first"`` ([CLS]), or
-            a list of token positions linked to the super-sink.
+            a list of integer token positions linked to the super-sink (the rule of
+            :func:`gaflow.solve_flow`: floats, bools and a bare integer are errors).
         mu: barrier weight (relative to the largest capacity); ``None`` = central max flow.
         batch_size: texts per forward/backward pass.
         truncation: allow cutting texts longer than the model's maximum (reported in ``config``).
-        max_length: maximum tokens (default: the tokenizer's / model's limit).
+        max_length: maximum tokens (default: the tokenizer's / model's limit); it must leave
+            room for one text token beside the special ones and not exceed the model's limit.
         rtol: solver accuracy for ``mu=None``.
         keep_flows: keep the (L, t, t) edge flows on the result (for ``flow_figure()``).
         backend: flow solver, ``"numpy"`` (one graph at a time) or ``"torch"`` (each batch's

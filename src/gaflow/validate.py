@@ -10,7 +10,7 @@ from __future__ import annotations
 import numbers
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,8 @@ def is_real(value) -> bool:
 
 
 def texts(text) -> tuple[bool, list[str]]:
-    """``(single, texts)`` of explain's ``text``: one string or a non-empty list of strings.
+    """``(single, texts)`` of explain's ``text``: one string or a non-empty list (any ordered
+    iterable) of strings.
 
     A string must be non-blank and valid Unicode (no lone surrogates); bytes must be decoded
     first."""
@@ -37,8 +38,8 @@ def texts(text) -> tuple[bool, list[str]]:
         single, items = True, [text]
     elif isinstance(text, bytes | bytearray):
         raise InputError("text is bytes; decode it first, e.g. text.decode('utf-8')")
-    elif isinstance(text, Sequence) or isinstance(text, np.ndarray):
-        single, items = False, list(text)
+    elif isinstance(text, Iterable) and not isinstance(text, Mapping | Set):
+        single, items = False, list(text)  # a list, tuple, array, Series, generator
     else:
         raise InputError(
             f"text must be a string or a list of strings, got {type(text).__name__}"

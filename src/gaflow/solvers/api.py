@@ -52,12 +52,13 @@ def solve_flow(
     """Barrier-regularised maximum flow through a layered attribution graph.
 
     Args:
-        capacities: (L, t, t) array >= 0; ``capacities[l, i, j]`` is the capacity of the edge
-            from token ``j`` at layer ``l`` to token ``i`` at layer ``l+1``. A list or tuple of
-            such arrays (NumPy arrays or tensors; ``t`` may differ, ``L`` may not) is a batch,
-            and a list of solutions comes back.
-        outputs: token positions linked to the super-sink (``None``: all tokens); for a batch,
-            ``None`` or one entry per graph.
+        capacities: (L, t, t) real array >= 0 (complex is an error); ``capacities[l, i, j]``
+            is the capacity of the edge from token ``j`` at layer ``l`` to token ``i`` at layer
+            ``l+1``. A list or tuple of such arrays (NumPy arrays or tensors; ``t`` may differ,
+            ``L`` may not) is a batch, and a list of solutions comes back.
+        outputs: a list of integer token positions linked to the super-sink (``None``: all
+            tokens; floats, bools and a bare integer are errors); for a batch, ``None`` or one
+            such entry per graph.
         mu: barrier weight relative to the largest capacity. ``None`` (default) gives the
             central maximum flow, the ``mu -> 0`` limit, to ``rtol`` in ``max|dphi| / max|phi|``.
         tokens: optional (t,) bool mask of real tokens (padding positions are not nodes); for a
