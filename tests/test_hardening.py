@@ -334,3 +334,25 @@ def test_text_iterables_are_batches(tiny_bert):
         got = gaflow.explain(model, tok, same)
         assert [e.text for e in got] == [TEXT, "the dog"]
         np.testing.assert_array_equal(got[1].scores, ref[1].scores)
+
+
+def test_tokenizer_that_does_not_cut_is_an_error(tiny_bert):
+    """If a tokenizer ignores max_length, explain says so instead of reporting a cut it did
+    not make."""
+    model, tok = tiny_bert
+
+    class NoCut:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def __call__(self, *args, **kwargs):
+            kwargs.pop("truncation", None)
+            kwargs.pop("max_length", None)
+            return self.inner(*args, **kwargs)
+
+    with pytest.raises(gaflow.ModelError, match="the tokenizer kept 10 tokens although "
+                       "max_length is 5"):
+        gaflow.explain(model, NoCut(tok), TEXT, max_length=5, truncation=True)
