@@ -89,7 +89,6 @@ def test_outputs_out_of_range_and_integer_forms(tiny_bert):
         (3.0, "max_length must be a positive integer or None, got 3.0"),
         (1, "max_length=1 leaves no room for text: the tokenizer adds 2 special tokens"),
         (2, "max_length=2 leaves no room for text"),
-        (65, "max_length=65 exceeds the model's maximum of 64 tokens"),
     ],
 )
 def test_max_length_rejected(tiny_bert, max_length, match):
@@ -109,6 +108,11 @@ def test_max_length_truncates_for_real(tiny_bert):
     assert len(exp.tokens) == 9 and exp.config["truncated"] and exp.tokens[-1] == "[SEP]"
     with pytest.raises(InputError, match="truncation=True"):
         gaflow.explain(model, tok, TEXT, max_length=5)
+    long = " ".join(["movie"] * 80)  # 82 tokens; the model takes 64
+    with pytest.raises(InputError, match="more than the model's maximum of 64"):
+        gaflow.explain(model, tok, long, max_length=512)
+    exp = gaflow.explain(model, tok, long, max_length=512, truncation=True)
+    assert len(exp.tokens) == 64 and exp.config["truncated"]
 
 
 # ------------------------------------------------------------- numbers, backend and device

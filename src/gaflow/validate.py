@@ -132,8 +132,9 @@ def explain_outputs(value) -> str | list[int]:
 
 def max_length(value, n_special: int, model_limit: int) -> int:
     """explain's token limit: ``None`` (the model's limit) or an int that leaves room for at
-    least one text token beside the ``n_special`` tokens the tokenizer adds, and does not
-    exceed what the model's position embeddings take."""
+    least one text token beside the ``n_special`` tokens the tokenizer adds. A value above the
+    model's limit (what its position embeddings take) means that limit: longer texts are then
+    refused, or cut and reported ``truncated``, as with ``None``."""
     if value is None:
         return model_limit
     if not is_int(value) or value < 1:
@@ -143,10 +144,7 @@ def max_length(value, n_special: int, model_limit: int) -> int:
             f"max_length={value} leaves no room for text: the tokenizer adds {n_special} "
             f"special tokens, so max_length must be at least {n_special + 1}"
         )
-    if value > model_limit:
-        raise InputError(f"max_length={value} exceeds the model's maximum of {model_limit} "
-                         "tokens")
-    return int(value)
+    return min(int(value), model_limit)
 
 
 def device(backend: str, value):
