@@ -132,6 +132,7 @@ def test_max_length_truncates_for_real(tiny_bert):
         (dict(backend="torch", device=3), "device must be a string"),
         (dict(backend="numpy", device="cpu"), "device applies to backend='torch' only"),
         (dict(backend=["torch"]), "unknown backend"),
+        (dict(keep_flows="no"), "keep_flows must be True or False, got 'no'"),
     ],
 )
 def test_bad_numbers_and_devices(tiny_bert, kwargs, match):
@@ -360,3 +361,17 @@ def test_tokenizer_that_does_not_cut_is_an_error(tiny_bert):
     with pytest.raises(gaflow.ModelError, match="the tokenizer kept 10 tokens although "
                        "max_length is 5"):
         gaflow.explain(model, NoCut(tok), TEXT, max_length=5, truncation=True)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(method=["agf"]), r"method must be a name \(a string\), got \['agf'\]"),
+        (dict(truncation="False"), "truncation must be True or False, got 'False'"),
+        (dict(target=[1]), "target must be a class index or label name"),
+    ],
+)
+def test_option_types(tiny_bert, kwargs, match):
+    model, tok = tiny_bert
+    with pytest.raises(InputError, match=match):
+        gaflow.explain(model, tok, TEXT, **kwargs)

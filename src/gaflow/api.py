@@ -142,7 +142,8 @@ def explain(
         batch_size: texts per forward/backward pass.
         truncation: allow cutting texts longer than the model's maximum (reported in ``config``).
         max_length: maximum tokens (default: the tokenizer's / model's limit); it must leave
-            room for one text token beside the special ones and not exceed the model's limit.
+            room for one text token beside the special ones; above the model's limit it means
+            that limit.
         rtol: solver accuracy for ``mu=None``.
         keep_flows: keep the (L, t, t) edge flows on the result (for ``flow_figure()``).
         backend: flow solver, ``"numpy"`` (one graph at a time) or ``"torch"`` (each batch's
@@ -150,6 +151,9 @@ def explain(
         device: torch device of the ``"torch"`` solver (default: CPU).
     """
     single, texts = validate.texts(text)
+    validate.name(method, "method")
+    truncation = validate.flag(truncation, "truncation")
+    keep_flows = validate.flag(keep_flows, "keep_flows")
     from .methods import METHODS
 
     if method not in INFORMATION_TENSORS and method not in METHODS:

@@ -63,6 +63,20 @@ def texts(text) -> tuple[bool, list[str]]:
     return single, items
 
 
+def flag(value, name: str) -> bool:
+    """A yes/no option: ``True`` or ``False`` only (a string such as ``"False"`` is truthy)."""
+    if not isinstance(value, bool | np.bool_):
+        raise InputError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def name(value, what: str) -> str:
+    """A name option (method, backend): a string."""
+    if not isinstance(value, str):
+        raise InputError(f"{what} must be a name (a string), got {value!r}")
+    return value
+
+
 def positive_int(value, name: str) -> int:
     """``value`` as an int >= 1 (bools and floats rejected)."""
     if not is_int(value) or value < 1:

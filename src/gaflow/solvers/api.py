@@ -74,6 +74,7 @@ def solve_flow(
     """
     mu_f = validate.mu(mu)
     rtol = validate.rtol(rtol)
+    keep_flows = validate.flag(keep_flows, "keep_flows")
     if not isinstance(backend, str) or backend not in BACKENDS:
         raise InputError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
     device = validate.device(backend, device)
