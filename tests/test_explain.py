@@ -174,7 +174,7 @@ def test_nan_attention_is_reported(tiny_bert):
 
 
 def test_load_model_missing_path(tmp_path):
-    with pytest.raises(InputError, match="could not load"):
+    with pytest.raises(InputError, match="does not exist"):
         gaflow.load_model(str(tmp_path / "missing"))
 
 

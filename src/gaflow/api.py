@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import validate
 from .capture import capture, ensure_eager, resolve_targets
 from .errors import InputError, ModelError, UnknownNameError
 from .flow.constructions import CONSTRUCTIONS, DEFAULT_METHOD, flow_construction
@@ -64,39 +65,27 @@ def load_model(name_or_path: str | None = None, *, num_labels: int | None = None
         if num_labels is not None:
             raise InputError("num_labels cannot be changed for a zoo model")
         return load_zoo_model(name)
+    local = validate.model_location(name)  # a folder with config.json, or None: a hub id
     kwargs: dict[str, Any] = {"attn_implementation": "eager"}
     if num_labels is not None:
         kwargs["num_labels"] = num_labels
     try:
         model = AutoModelForSequenceClassification.from_pretrained(name, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(name)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
+        where = (f"the folder {name!r} could not be read as a model" if local is not None else
+                 f"it is not a zoo name ({', '.join(RECIPES)}), no folder of that name exists, "
+                 "and the Hugging Face hub could not provide it")
         raise InputError(
-            f"could not load model {name!r}: {exc}. Offline, pass a local directory that holds "
-            "config.json, the weights and the tokenizer files."
+            f"could not load model {name!r}: {where} ({exc}). Offline, pass a local directory "
+            "that holds config.json, the weights and the tokenizer files."
         ) from exc
     model.eval()
     return model, tokenizer
 
 
 def _resolve_target(model, target: int | str | None) -> int | None:
-    if target is None:
-        return None
-    if isinstance(target, bool):
-        raise InputError(f"target must be a class index or label name, got {target!r}")
-    if isinstance(target, int | np.integer):
-        return int(target)
-    if isinstance(target, str):
-        label2id = {str(k).lower(): int(v) for k, v in model.config.label2id.items()}
-        if target.lower() in label2id:
-            return label2id[target.lower()]
-        if target.lstrip("-").isdigit():
-            return int(target)
-        raise UnknownNameError(
-            f"unknown target label {target!r}; the model's labels are "
-            f"{', '.join(str(k) for k in model.config.label2id)} (or pass a class index)"
-        )
-    raise InputError(f"target must be a class index or label name, got {type(target).__name__}")
+    return validate.target(model.config, target)
 
 
 def _real_block(a: np.ndarray, real: np.ndarray) -> np.ndarray:
@@ -110,17 +99,13 @@ def _real_block(a: np.ndarray, real: np.ndarray) -> np.ndarray:
 
 
 def _output_positions(outputs: str | Sequence[int], n_real: int) -> list[int] | None:
+    """Positions of one text's output set; ``outputs`` is checked by
+    :func:`validate.explain_outputs` (integers only, the same rule as :func:`solve_flow`)."""
+    outputs = validate.explain_outputs(outputs)
     if isinstance(outputs, str):
-        if outputs == "all":
-            return None
-        if outputs == "first":
-            return [0]
-        raise InputError(f"outputs must be 'all', 'first' or a list of positions, got {outputs!r}")
-    positions = [int(p) for p in outputs]
-    for p in positions:
-        if not -n_real <= p < n_real:
-            raise InputError(f"output position {p} is out of range for {n_real} tokens")
-    return positions
+        return None if outputs == "all" else [0]
+    validate.check_range(outputs, n_real)
+    return outputs
 
 
 def explain(
@@ -145,7 +130,10 @@ def explain(
     Args:
         model: a Hugging Face sequence classifier (switched to eager attention if needed).
         tokenizer: its tokenizer (a fast tokenizer gives the per-word view).
-        text: one text (returns one :class:`Explanation`) or a list (returns a list).
+        text: one text (returns one :class:`Explanation`) or a list (returns a list). What the
+            user typed is text: a "[SEP]" or "[PAD]" inside it is tokenised as characters, not
+            as the tokenizer's control token (``split_special_tokens``), so only the tokens the
+            tokenizer adds are ``special``.
         method: a flow: ``agf_rp`` (default: measured residual self-edges, proportional
             routing, docs/ablation.md), the paper's ``agf``, ``af``, ``gf`` (or a tensor added
             with :func:`register_tensor`, a construction added with
@@ -154,36 +142,35 @@ def explain(
             ``integrated_gradients``, ``occlusion`` (sign convention: :mod:`gaflow.methods.base`).
         target: class index or label name; ``None`` explains the predicted class.
         outputs: ``"all"`` last-layer tokens (the paper's Algorithm 1), ``"first"`` ([CLS]), or
-            a list of token positions linked to the super-sink.
+            a list of integer token positions linked to the super-sink (the rule of
+            :func:`gaflow.solve_flow`: floats, bools and a bare integer are errors).
         mu: barrier weight (relative to the largest capacity); ``None`` = central max flow.
             Flows with proportional routing (``agf_rp``) have no barrier and take no ``mu``.
         batch_size: texts per forward/backward pass.
         truncation: allow cutting texts longer than the model's maximum (reported in ``config``).
-        max_length: maximum tokens (default: the tokenizer's / model's limit).
+        max_length: maximum tokens (default: the tokenizer's / model's limit); it must leave
+            room for one text token beside the special ones; above the model's limit it means
+            that limit.
         rtol: solver accuracy for ``mu=None``.
         keep_flows: keep the (L, t, t) edge flows on the result (for ``flow_figure()``).
         backend: flow solver, ``"numpy"`` (one graph at a time) or ``"torch"`` (each batch's
             graphs solved together, batched Cholesky); see :func:`gaflow.solve_flow`.
         device: torch device of the ``"torch"`` solver (default: CPU).
     """
-    single = isinstance(text, str)
-    texts = [text] if single else list(text)
-    if not texts:
-        raise InputError("no text to explain: pass a string or a non-empty list of strings")
-    for k, t in enumerate(texts):
-        if not isinstance(t, str):
-            raise InputError(f"text #{k} is a {type(t).__name__}, not a string")
-        if not t.strip():
-            raise InputError(f"text #{k} is empty or whitespace only")
+    single, texts = validate.texts(text)
+    validate.name(method, "method")
+    truncation = validate.flag(truncation, "truncation")
+    keep_flows = validate.flag(keep_flows, "keep_flows")
     from .methods import METHODS
 
-    if not isinstance(method, str) or (flow_construction(method) is None
-                                       and method not in METHODS):
+    if flow_construction(method) is None and method not in METHODS:
         raise UnknownNameError(
             f"unknown method {method!r}; known: {', '.join(known_methods())}"
         )
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = validate.positive_int(batch_size, "batch_size")
+    outputs = validate.explain_outputs(outputs)
+    mu = validate.mu(mu)
+    rtol = validate.rtol(rtol)
     spec = flow_construction(method)
     if spec is None and (
         outputs != "all" or mu is not None or keep_flows or backend != "numpy" or device
@@ -201,10 +188,11 @@ def explain(
         )
     from .solvers.api import BACKENDS
 
-    if backend not in BACKENDS:
+    if not isinstance(backend, str) or backend not in BACKENDS:
         raise InputError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+    validate.device(backend, device)
     tgt = _resolve_target(model, target)
-    limit = max_length or _model_limit(model, tokenizer)
+    limit = validate.max_length(max_length, _n_special(tokenizer), _model_limit(model, tokenizer))
 
     results: list[Explanation] = []
     for start in range(0, len(texts), batch_size):
@@ -225,6 +213,20 @@ def known_methods() -> list[str]:
 
     flows = [DEFAULT_METHOD, *INFORMATION_TENSORS, *CONSTRUCTIONS]
     return list(dict.fromkeys([*flows, *METHODS]))
+
+
+def _n_special(tokenizer) -> int:
+    """Special tokens the tokenizer adds to one text ([CLS] and [SEP]: 2)."""
+    try:
+        return int(tokenizer.num_special_tokens_to_add(pair=False))
+    except (AttributeError, TypeError, NotImplementedError):
+        return len(tokenizer("", add_special_tokens=True)["input_ids"])
+
+
+def _control_ids(tokenizer) -> set[int]:
+    """Ids of the special tokens other than [UNK] (an unknown word is text)."""
+    ids = set(getattr(tokenizer, "all_special_ids", None) or ())
+    return ids - {getattr(tokenizer, "unk_token_id", None)}
 
 
 def _model_limit(model, tokenizer) -> int:
@@ -248,7 +250,9 @@ def _explain_batch(
     solver_backend=("numpy", None),
 ):
     ensure_eager(model)
-    lengths = [len(tokenizer(t, add_special_tokens=True)["input_ids"]) for t in texts]
+    # split_special_tokens: a "[SEP]" or "[PAD]" the user typed is text, not a control token
+    lengths = [len(tokenizer(t, add_special_tokens=True, split_special_tokens=True)["input_ids"])
+               for t in texts]
     too_long = [(k, n) for k, n in enumerate(lengths) if n > limit]
     if too_long and not truncation:
         k, n = too_long[0]
@@ -264,9 +268,20 @@ def _explain_batch(
         return_tensors="pt",
         return_offsets_mapping=getattr(tokenizer, "is_fast", False),
         return_special_tokens_mask=True,
+        split_special_tokens=True,
     )
     offsets = enc.pop("offset_mapping", None)
     special_mask = enc.pop("special_tokens_mask")
+    kept = enc["attention_mask"].sum(dim=1)
+    if int(kept.max()) > limit:  # a tokenizer that could not cut: never report a false cut
+        raise ModelError(f"the tokenizer kept {int(kept.max())} tokens although max_length is "
+                         f"{limit}")
+    for k in range(len(texts)):
+        if not bool((enc["attention_mask"][k].bool() & ~special_mask[k].bool()).any()):
+            raise InputError(
+                f"text #{k} gives no tokens besides the special ones (the tokenizer dropped "
+                f"every character of {texts[k][:40]!r}); nothing to explain"
+            )
     device = next(model.parameters()).device
     inputs = {k: v.to(device) for k, v in enc.items()}
     spec = flow_construction(method)
@@ -332,6 +347,8 @@ def _explain_batch(
         word_ids = enc.word_ids(b) if getattr(tokenizer, "is_fast", False) else [None] * len(ids)
         word_ids = [word_ids[p] for p in real]
         special = special_mask[b, real].numpy().astype(bool)
+        # a tokenizer that cannot split typed "[SEP]"/"[PAD]": flag them, never report as words
+        special |= np.isin(ids, sorted(_control_ids(tokenizer)))
         if not getattr(tokenizer, "is_fast", False):  # no word alignment: one word per token
             word_ids = [None if special[p] else p for p in range(len(ids))]
         spans = (

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from . import validate
 from .errors import GaflowError
 from .flow.constructions import DEFAULT_METHOD
 
@@ -120,6 +121,11 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--model", default=None, help="zoo name (default: minilm-sst2), path or hub id")
     sv.add_argument("--host", default="127.0.0.1", help="interface (default: loopback only)")
     sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--queue", type=int, default=4,
+                    help="explanations that may wait behind the running one; more get 503 "
+                    "(default: 4)")
+    sv.add_argument("--timeout", type=float, default=60.0,
+                    help="seconds a request waits for its explanation, else 503 (default: 60)")
     return parser
 
 
@@ -171,8 +177,8 @@ def _evaluate(args) -> str:
 def _generate(args) -> int:
     from .generation import explain_generation, generation_table, load_generator
 
-    if args.output and Path(args.output).exists() and not args.force:
-        raise GaflowError(f"{args.output} exists; pass --force to overwrite it")
+    if args.output:
+        validate.output_path(args.output, args.force)
     if args.fmt not in ("table", "json"):
         raise GaflowError("--generate writes --format table or json")
     model, tokenizer = load_generator(args.model)
@@ -183,11 +189,19 @@ def _generate(args) -> int:
         residual=args.residual, mu=args.mu,
     )
     text = exp.to_json(indent=2) + "\n" if args.fmt == "json" else generation_table(exp)
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
+    _write(args.output, text)
     return 0
+
+
+def _write(output: str | None, text: str) -> None:
+    """Write to ``-o`` (checked by :func:`validate.output_path` before the work) or stdout."""
+    if not output:
+        sys.stdout.write(text)
+        return
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:  # the file system changed since the check
+        raise GaflowError(f"cannot write {output}: {exc.strerror or exc}") from None
 
 
 def _bench(args) -> str:
@@ -276,15 +290,21 @@ def main(argv: list[str] | None = None) -> int:
             if args.host not in ("127.0.0.1", "localhost", "::1"):
                 print(f"gaflow: warning: serving on {args.host}, reachable from other machines",
                       file=sys.stderr)
-            serve(args.model, host=args.host, port=args.port)
+            if args.queue < 0 or not 0 < args.timeout < float("inf"):
+                raise GaflowError("--queue must be >= 0 and --timeout a positive number of "
+                                  "seconds")
+            serve(args.model, host=args.host, port=args.port, queue_size=args.queue,
+                  timeout=args.timeout)
             return 0
         from . import explain, load_model
 
         if args.generate:
             return _generate(args)
 
-        if args.output and Path(args.output).exists() and not args.force:
-            raise GaflowError(f"{args.output} exists; pass --force to overwrite it")
+        if args.output:  # before any work: a bad path must not cost a whole computation
+            validate.output_path(args.output, args.force)
+        validate.mu(args.mu)
+        validate.device(args.backend, args.device)
         methods = [m.strip() for m in (args.method or DEFAULT_METHOD).split(",") if m.strip()]
         if not methods:
             raise GaflowError("--method is empty")
@@ -322,10 +342,7 @@ def main(argv: list[str] | None = None) -> int:
             text = exps[0].flow_figure(top_k=args.top_k).to_svg()
         else:
             text = "".join(_table(e) for e in exps)
-        if args.output:
-            Path(args.output).write_text(text, encoding="utf-8")
-        else:
-            sys.stdout.write(text)
+        _write(args.output, text)
     except GaflowError as exc:
         print(f"gaflow: error: {exc}", file=sys.stderr)
         return 2

@@ -1,30 +1,46 @@
 """``gaflow serve``: a small local web explorer (FastAPI) on top of :func:`gaflow.explain`.
 
 Routes: ``GET /`` the page (self-contained, no CDN), ``GET /api/info`` model, labels and methods,
+``GET /api/health`` liveness and queue state (answered at once, whatever runs),
 ``POST /api/explain`` ``{"text", "method", "target"}`` -> prediction, heat-map fragment, flow-graph
-SVG and the time taken. Bad inputs get HTTP 422 with a message that says what to change.
+SVG and the time taken. Bad inputs get HTTP 422 with a message that says what to change (the
+target follows :func:`gaflow.explain`'s rule: a label in any case or a class index); a full
+queue or a request past its time limit gets 503 with ``Retry-After``; a body above
+``max_body`` bytes gets 413 (:mod:`gaflow.server.limits`). No API docs are served: neither
+``/docs`` nor ``/openapi.json``.
 """
 
 # no "from __future__ import annotations": FastAPI reads the request model from the annotation
 
-import threading
+import asyncio
+import sys
 import time
+from contextlib import asynccontextmanager
 from importlib import resources
 
 from ..errors import GaflowError
+from .limits import BodyLimit, Busy, Expired, JobQueue
 
 MAX_CHARS = 2000
+MAX_BODY = 64 * 1024  # bytes of a request body
+QUEUE = 4  # explanations waiting behind the running one
+TIMEOUT = 60.0  # seconds a request waits for its explanation
+SWITCH_INTERVAL = 0.0005  # seconds; see serve()
 
 
-def create_app(model, tokenizer, model_name: str, max_chars: int = MAX_CHARS, top_k: int = 150):
-    """The FastAPI application serving ``model``."""
+def create_app(model, tokenizer, model_name: str, max_chars: int = MAX_CHARS, top_k: int = 150,
+               *, queue_size: int = QUEUE, timeout: float = TIMEOUT, max_body: int = MAX_BODY):
+    """The FastAPI application serving ``model``: explanations run one at a time on a worker
+    thread, at most ``queue_size`` wait behind it, each request waits at most ``timeout``
+    seconds."""
     try:
         from fastapi import FastAPI, HTTPException
         from fastapi.responses import HTMLResponse
-        from pydantic import BaseModel
+        from pydantic import BaseModel, StrictInt, StrictStr
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise GaflowError("gaflow serve needs FastAPI: pip install 'gaflow[serve]'") from exc
 
+    from .. import validate
     from ..api import explain
     from ..flow.constructions import CONSTRUCTIONS, DEFAULT_METHOD
     from ..flow.tensors import INFORMATION_TENSORS
@@ -34,26 +50,57 @@ def create_app(model, tokenizer, model_name: str, max_chars: int = MAX_CHARS, to
 
     page = resources.files("gaflow.server").joinpath("index.html").read_text(encoding="utf-8")
     labels = [str(model.config.id2label[k]) for k in sorted(model.config.id2label)]
-    lock = threading.Lock()  # one explanation at a time: the model is not re-entrant
-    app = FastAPI(title="gaflow explorer", docs_url=None, redoc_url=None)
+    jobs = JobQueue(queue_size)
+
+    @asynccontextmanager
+    async def lifespan(_app):
+        yield
+        jobs.shutdown()
+
+    app = FastAPI(title="gaflow explorer", docs_url=None, redoc_url=None, openapi_url=None,
+                  lifespan=lifespan)
+    app.add_middleware(BodyLimit, max_bytes=max_body)
+    app.state.jobs = jobs
 
     class ExplainRequest(BaseModel):
-        text: str
-        method: str = DEFAULT_METHOD
-        target: str | None = None
+        text: StrictStr
+        method: StrictStr = DEFAULT_METHOD
+        target: StrictStr | StrictInt | None = None
 
     @app.get("/", response_class=HTMLResponse)
-    def index() -> str:
+    async def index() -> str:
         return page
 
     @app.get("/api/info")
-    def info() -> dict:
+    async def info() -> dict:
         return {"model": model_name, "labels": labels, "methods": flows,
                 "default_method": DEFAULT_METHOD,
                 "max_chars": max_chars}
 
+    @app.get("/api/health")
+    async def health() -> dict:
+        return {"status": "ok", "admitted": jobs.admitted, "capacity": jobs.capacity}
+
+    def work(text: str, method: str, target: int | None) -> dict:
+        t0 = time.perf_counter()
+        exp = explain(model, tokenizer, text, method=method, target=target,
+                      truncation=True, keep_flows=True)
+        return {
+            "target_label": exp.target_label,
+            "probability": exp.probability,
+            "predicted_label": labels[exp.predicted] if exp.predicted < len(labels) else "",
+            "method": exp.method,
+            "n_tokens": len(exp.tokens),
+            "truncated": bool(exp.config.get("truncated")),
+            "seconds": time.perf_counter() - t0,
+            "heatmap": render_fragment(exp),
+            "flow_svg": exp.flow_figure(top_k=top_k).to_svg(),
+        }
+
+    busy = {"Retry-After": "5"}
+
     @app.post("/api/explain")
-    def run(req: ExplainRequest) -> dict:
+    async def run(req: ExplainRequest) -> dict:
         text = req.text.strip()
         if not text:
             raise HTTPException(422, "the text is empty: type a sentence to explain")
@@ -65,35 +112,31 @@ def create_app(model, tokenizer, model_name: str, max_chars: int = MAX_CHARS, to
             raise HTTPException(
                 422, f"unknown method {req.method!r}; choose one of {', '.join(flows)}"
             )
-        target = req.target or None
-        if target is not None and target not in labels:
-            raise HTTPException(
-                422, f"unknown target {target!r}; the labels are {', '.join(labels)}"
-            )
-        t0 = time.perf_counter()
         try:
-            with lock:
-                exp = explain(model, tokenizer, text, method=req.method, target=target,
-                              truncation=True, keep_flows=True)
+            target = validate.target(model.config, None if req.target == "" else req.target)
         except GaflowError as exc:
             raise HTTPException(422, str(exc)) from exc
-        seconds = time.perf_counter() - t0
-        return {
-            "target_label": exp.target_label,
-            "probability": exp.probability,
-            "predicted_label": labels[exp.predicted] if exp.predicted < len(labels) else "",
-            "method": exp.method,
-            "n_tokens": len(exp.tokens),
-            "truncated": bool(exp.config.get("truncated")),
-            "seconds": seconds,
-            "heatmap": render_fragment(exp),
-            "flow_svg": exp.flow_figure(top_k=top_k).to_svg(),
-        }
+        t0 = time.monotonic()
+        try:
+            fut = jobs.submit(lambda: work(text, req.method, target), t0 + timeout)
+        except Busy:
+            raise HTTPException(
+                503, f"busy: {jobs.capacity} explanations are running or waiting; retry in a "
+                "few seconds", headers=busy) from None
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(fut), timeout)
+        except (asyncio.TimeoutError, Expired):
+            raise HTTPException(
+                503, f"busy: no answer within the time limit of {timeout:g} s; retry later or "
+                "shorten the text", headers=busy) from None
+        except GaflowError as exc:
+            raise HTTPException(422, str(exc)) from exc
 
     return app
 
 
-def serve(model_name: str | None, host: str = "127.0.0.1", port: int = 8000) -> None:
+def serve(model_name: str | None, host: str = "127.0.0.1", port: int = 8000, *,
+          queue_size: int = QUEUE, timeout: float = TIMEOUT) -> None:
     """Load ``model_name`` and serve the explorer until interrupted."""
     try:
         import uvicorn
@@ -103,6 +146,9 @@ def serve(model_name: str | None, host: str = "127.0.0.1", port: int = 8000) -> 
 
     name = model_name or DEFAULT_MODEL
     model, tokenizer = load_model(name)
-    app = create_app(model, tokenizer, name)
+    # the explanation thread holds the GIL between NumPy calls; handing it over every 0.5 ms
+    # instead of Python's 5 ms keeps the event loop (health, 503s, validation) prompt
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    app = create_app(model, tokenizer, name, queue_size=queue_size, timeout=timeout)
     print(f"gaflow explorer for {name} on http://{host}:{port}/ (Ctrl+C stops it)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import validate
 from ..errors import InputError
 from ..flow.graph import build_graph
 from .newton import solve_barrier
@@ -51,12 +52,13 @@ def solve_flow(
     """Barrier-regularised maximum flow through a layered attribution graph.
 
     Args:
-        capacities: (L, t, t) array >= 0; ``capacities[l, i, j]`` is the capacity of the edge
-            from token ``j`` at layer ``l`` to token ``i`` at layer ``l+1``. A list or tuple of
-            such arrays (NumPy arrays or tensors; ``t`` may differ, ``L`` may not) is a batch,
-            and a list of solutions comes back.
-        outputs: token positions linked to the super-sink (``None``: all tokens); for a batch,
-            ``None`` or one entry per graph.
+        capacities: (L, t, t) real array >= 0 (complex is an error); ``capacities[l, i, j]``
+            is the capacity of the edge from token ``j`` at layer ``l`` to token ``i`` at layer
+            ``l+1``. A list or tuple of such arrays (NumPy arrays or tensors; ``t`` may differ,
+            ``L`` may not) is a batch, and a list of solutions comes back.
+        outputs: a list of integer token positions linked to the super-sink (``None``: all
+            tokens; floats, bools and a bare integer are errors); for a batch, ``None`` or one
+            such entry per graph.
         mu: barrier weight relative to the largest capacity. ``None`` (default) gives the
             central maximum flow, the ``mu -> 0`` limit, to ``rtol`` in ``max|dphi| / max|phi|``.
         tokens: optional (t,) bool mask of real tokens (padding positions are not nodes); for a
@@ -70,22 +72,22 @@ def solve_flow(
     Returns:
         A :class:`FlowSolution` (a list for a batch); tokens with no usable path get exactly 0.
     """
-    if mu is not None and not (isinstance(mu, int | float) and np.isfinite(mu) and mu > 0):
-        raise InputError(f"mu must be a positive finite number or None, got {mu!r}")
-    if not 0 < rtol < 1:
-        raise InputError(f"rtol must lie in (0, 1), got {rtol!r}")
-    if backend not in BACKENDS:
+    mu_f = validate.mu(mu)
+    rtol = validate.rtol(rtol)
+    keep_flows = validate.flag(keep_flows, "keep_flows")
+    if not isinstance(backend, str) or backend not in BACKENDS:
         raise InputError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
-    if device is not None and backend != "torch":
-        raise InputError("device applies to backend='torch' only")
+    device = validate.device(backend, device)
     batch = _is_batch(capacities)
     items = list(capacities) if batch else [capacities]
     if batch and not items:
         raise InputError("an empty batch of capacities: pass at least one (L, t, t) array")
+    items = [validate.real_capacities(c) for c in items]
     outs = _per_item(outputs, len(items), "outputs", batch)
+    outs = [validate.positions(o, f"outputs[{k}]" if batch else "outputs")
+            for k, o in enumerate(outs)]
     masks = _per_item(tokens, len(items), "tokens", batch)
     graphs = [build_graph(_to_numpy(c), o, m) for c, o, m in zip(items, outs, masks, strict=True)]
-    mu_f = None if mu is None else float(mu)
     if backend == "torch":
         solutions = _solve_torch(graphs, mu_f, rtol, keep_flows, device)
     else:
