@@ -137,8 +137,8 @@ def test_max_length_truncates_for_real(tiny_bert):
 )
 def test_bad_numbers_and_devices(tiny_bert, kwargs, match):
     model, tok = tiny_bert
-    with pytest.raises(InputError, match=match):
-        gaflow.explain(model, tok, TEXT, **kwargs)
+    with pytest.raises(InputError, match=match):  # the solver's options: a central flow
+        gaflow.explain(model, tok, TEXT, method="agf", **kwargs)
     solver_kwargs = {k: v for k, v in kwargs.items() if k != "batch_size"}
     if solver_kwargs:
         with pytest.raises(InputError, match=match):
@@ -153,8 +153,9 @@ def test_cuda_index_without_cuda():
 
 def test_numpy_scalars_are_numbers(tiny_bert):
     model, tok = tiny_bert
-    a = gaflow.explain(model, tok, TEXT, mu=np.float32(0.1), batch_size=np.int64(4))
-    b = gaflow.explain(model, tok, TEXT, mu=float(np.float32(0.1)))
+    a = gaflow.explain(model, tok, TEXT, method="agf", mu=np.float32(0.1),
+                       batch_size=np.int64(4))
+    b = gaflow.explain(model, tok, TEXT, method="agf", mu=float(np.float32(0.1)))
     np.testing.assert_array_equal(a.scores, b.scores)
     caps = np.random.default_rng(1).random((2, 4, 4))
     assert gaflow.solve_flow(caps, mu=np.float64(0.05)).value == gaflow.solve_flow(

@@ -179,18 +179,19 @@ def explain(
             f"outputs, mu, keep_flows, backend and device apply to the flow methods only, not to "
             f"{method!r}"
         )
-    if spec is not None and spec.routing != "central" and (
-        mu is not None or backend != "numpy" or device
-    ):
-        raise InputError(
-            f"mu, backend and device apply to the central maximum flow (the barrier solver); "
-            f"{method!r} routes in proportion to capacity and has no barrier"
-        )
     from .solvers.api import BACKENDS
 
     if not isinstance(backend, str) or backend not in BACKENDS:
         raise InputError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
     validate.device(backend, device)
+    if spec is not None and spec.routing != "central" and (
+        mu is not None or backend != "numpy" or device
+    ):
+        raise InputError(
+            f"mu, backend and device apply to the central maximum flow (the barrier solver); "
+            f"{method!r} routes in proportion to capacity and has no barrier: pass "
+            "method='agf' (or another central flow) to use them"
+        )
     tgt = _resolve_target(model, target)
     limit = validate.max_length(max_length, _n_special(tokenizer), _model_limit(model, tokenizer))
 
