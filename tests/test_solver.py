@@ -12,7 +12,11 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import maximum_flow
 
 from gaflow import InputError, solve_flow
-from gaflow.solvers.reference import cvxpy_barrier, exact_max_flow_value
+from gaflow.solvers.reference import (
+    augmenting_max_flow_value,
+    cvxpy_barrier,
+    exact_max_flow_value,
+)
 
 
 def random_caps(rng, n_layers, t, density=0.7):
@@ -333,3 +337,55 @@ def test_memory_layout_of_the_capacities_does_not_matter():
         sol = solve_flow(other, keep_flows=True)
         np.testing.assert_array_equal(sol.attributions, ref.attributions)
         np.testing.assert_array_equal(sol.layer_flows, ref.layer_flows)
+
+
+# ----------------------------------------------------------------- dynamic range
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("layer_scale", [1e-30, 1e-16, 1e-13, 1e13, 1e20])
+def test_one_layer_scaled_far_off(backend, layer_scale):
+    """The issue's example: a layer scaled by 1e-16 came back 20% low with converged=True and
+    one scaled by 1e13 raised a raw LinAlgError. Now the value is the exact maximum flow."""
+    b = np.random.default_rng(0).random((3, 4, 4))
+    c = b.copy()
+    c[1] *= layer_scale
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sol = solve_flow(c, backend=backend)
+    assert sol.converged
+    assert sol.value == pytest.approx(augmenting_max_flow_value(c), rel=1e-6)
+    assert sol.attributions.sum() == pytest.approx(sol.value, rel=1e-10)
+
+
+def test_augmenting_reference_agrees_with_the_lp():
+    rng = np.random.default_rng(21)
+    for k in range(10):
+        caps = random_caps(rng, int(rng.integers(1, 4)), int(rng.integers(2, 6)), density=0.6)
+        outputs = None if k % 2 else [0]
+        exact = exact_max_flow_value(caps, outputs)
+        assert augmenting_max_flow_value(caps, outputs) == pytest.approx(exact, rel=1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 4), st.integers(2, 5), st.integers(0, 2**31),
+       st.sampled_from(["numpy", "torch"]))
+def test_layers_scaled_1e_minus20_to_1e20(n_layers, t, seed, backend):
+    """Layers scaled by 10^U(-20, 20): the value agrees with the exact maximum flow (augmenting
+    paths in float64; HiGHS's LP zeroes capacities below its tolerances) to 1e-6 relative, or
+    the solution says it did not converge, with a ConvergenceWarning; never a raw exception."""
+    from gaflow.errors import ConvergenceWarning
+
+    rng = np.random.default_rng(seed)
+    caps = random_caps(rng, n_layers, t)
+    caps *= 10.0 ** rng.uniform(-20, 20, size=(n_layers, 1, 1))
+    outputs = None if seed % 2 else [int(rng.integers(0, t))]
+    exact = augmenting_max_flow_value(caps, outputs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sol = solve_flow(caps, outputs, backend=backend)
+    warned = any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    assert warned == (not sol.converged)
+    if sol.converged:
+        assert abs(sol.value - exact) <= 1e-6 * exact
+        assert np.isfinite(sol.attributions).all()

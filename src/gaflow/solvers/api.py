@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..errors import InputError
-from ..flow.graph import build_graph
+from ..flow.graph import LayeredGraph, build_graph
 from .newton import solve_barrier
 
 
@@ -86,11 +86,34 @@ def solve_flow(
     masks = _per_item(tokens, len(items), "tokens", batch)
     graphs = [build_graph(_to_numpy(c), o, m) for c, o, m in zip(items, outs, masks, strict=True)]
     mu_f = None if mu is None else float(mu)
+    if mu_f is None:
+        graphs = [flow_units(g) for g in graphs]
     if backend == "torch":
         solutions = _solve_torch(graphs, mu_f, rtol, keep_flows, device)
     else:
         solutions = [_solve_numpy(g, mu_f, rtol, keep_flows) for g in graphs]
     return solutions if batch else solutions[0]
+
+
+def flow_units(graph: LayeredGraph) -> LayeredGraph:
+    """The graph in units of an upper bound on its maximum flow, where that bound is below 1.
+
+    ``build_graph`` divides by the largest capacity. When one layer's capacities are orders of
+    magnitude below another's, the maximum flow is tiny in those units and the ``mu -> 0``
+    path (``mu`` relative to the units, floored near 1e-13) ends long before the barrier
+    stops mattering: the flow came back ~20% low at a layer scaled by 1e-13, with no warning.
+    Every layer is a cut, so ``F <= min_k sum(caps[k])``; dividing by that bound (when it is
+    below 1) makes ``F <= 1`` with the tightest layer's capacities summing to 1, whatever the
+    other layers' scales. The central flow, a ``mu -> 0`` limit, does not depend on the units;
+    graphs whose bound is at least 1 (every layer carries at least the largest capacity) are
+    left as they are.
+    """
+    if graph.empty:
+        return graph
+    bound = float(graph.caps.sum(axis=(1, 2)).min())
+    if bound >= 1.0:
+        return graph
+    return replace(graph, caps=graph.caps / bound, scale=graph.scale * bound)
 
 
 def _is_batch(capacities) -> bool:

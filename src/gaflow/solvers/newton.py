@@ -126,13 +126,18 @@ def feasible_start(graph: LayeredGraph) -> FlowState:
 
 
 def interior_start(graph: LayeredGraph) -> FlowState:
-    """Half of every live capacity; each source and sink edge carries its own node's flow.
+    """Half of every live capacity (capped at 1); each source and sink edge carries its own
+    node's flow.
+
+    In the solver's units (:func:`gaflow.solvers.api.flow_units`) no flow exceeds 1, so a
+    capacity above 1 is capped for the start: half of a layer scaled up by 1e13 would start its
+    edges 1e13 times above any flow they can carry, and the Newton system there is singular.
 
     Strictly inside every bound, but the inner nodes are generally unbalanced: :func:`restore`
     turns it into a circulation. On real attention graphs it starts far closer to the central
     path than :func:`feasible_start`, whose flow the single tightest edge scales down.
     """
-    layers = np.where(graph.live, 0.5 * graph.caps, 0.0)
+    layers = np.where(graph.live, 0.5 * np.minimum(graph.caps, 1.0), 0.0)
     source = np.where(graph.source, layers[0].sum(axis=0), 0.0)
     sink = np.where(graph.sink, layers[-1].sum(axis=1), 0.0)
     return FlowState(layers=layers, source=source, sink=sink, value=float(source.sum()))

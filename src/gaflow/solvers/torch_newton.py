@@ -121,7 +121,7 @@ def feasible_start(g: BatchGraph) -> BatchState:
 
 def interior_start(g: BatchGraph) -> BatchState:
     """Half of every live capacity (``newton.interior_start``), per graph of the batch."""
-    layers = torch.where(g.live, 0.5 * g.caps, 0.0)
+    layers = torch.where(g.live, 0.5 * torch.clamp(g.caps, max=1.0), 0.0)
     source = torch.where(g.source, layers[:, 0].sum(dim=1), 0.0)
     sink = torch.where(g.sink, layers[:, -1].sum(dim=2), 0.0)
     return BatchState(layers=layers, source=source, sink=sink, value=source.sum(dim=1))
