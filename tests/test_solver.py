@@ -513,3 +513,24 @@ def test_graphs_of_trained_decoders_converge(backend):
                                           outputs)
         assert sol.value == pytest.approx(exact, rel=1e-6)
         assert sol.attributions.sum() == pytest.approx(sol.value, rel=1e-10)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 4), st.integers(2, 5), st.integers(0, 2**31),
+       st.sampled_from(["numpy", "torch"]))
+def test_edges_scaled_1e_minus20_to_1e20(n_layers, t, seed, backend):
+    """Every edge scaled by its own 10^U(-20, 20): the solution converges within its contract
+    (max|dphi| <= rtol max|phi|, so |F - F*| <= t rtol F*) or says it did not converge."""
+    from gaflow.errors import ConvergenceWarning
+
+    rng = np.random.default_rng(seed)
+    caps = random_caps(rng, n_layers, t)
+    caps *= 10.0 ** rng.uniform(-20, 20, size=caps.shape)
+    exact = augmenting_max_flow_value(caps)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sol = solve_flow(caps, backend=backend)
+    warned = any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    assert warned == (not sol.converged)
+    if sol.converged:
+        assert abs(sol.value - exact) <= t * 1e-6 * exact

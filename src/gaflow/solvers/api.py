@@ -110,18 +110,35 @@ def flow_units(graph: LayeredGraph) -> LayeredGraph:
     magnitude below another's, the maximum flow is tiny in those units and the ``mu -> 0``
     path (``mu`` relative to the units, floored near 1e-13) ends long before the barrier
     stops mattering: the flow came back ~20% low at a layer scaled by 1e-13, with no warning.
-    Every layer is a cut, so ``F <= min_k sum(caps[k])``; dividing by that bound (when it is
-    below 1) makes ``F <= 1`` with the tightest layer's capacities summing to 1, whatever the
-    other layers' scales. The central flow, a ``mu -> 0`` limit, does not depend on the units;
-    graphs whose bound is at least 1 (every layer carries at least the largest capacity) are
-    left as they are.
+    Dividing by the bound of :func:`flow_bound` (when it is below 1) makes ``F <= 1`` with a
+    bottleneck of order 1, whatever the other layers' or edges' scales (with every edge scaled
+    by 10^U(-20, 20), 6 of 150 small random graphs came back up to 11% low with the cruder
+    bound ``min_k sum(caps[k])``, none with this one). The central flow, a ``mu -> 0`` limit,
+    does not depend on the units; graphs whose bound is at least 1 are left as they are.
     """
     if graph.empty:
         return graph
-    bound = float(graph.caps.sum(axis=(1, 2)).min())
+    bound = flow_bound(graph)
     if bound >= 1.0:
         return graph
     return replace(graph, caps=graph.caps / bound, scale=graph.scale * bound)
+
+
+def flow_bound(graph: LayeredGraph) -> float:
+    """An upper bound on the maximum flow: what can reach each node, layer by layer.
+
+    ``b(0, j)`` is the capacity leaving ``(0, j)``; ``b(k+1, i) = sum_j min(caps[k, i, j],
+    b(k, j))`` capped by the capacity leaving ``(k+1, i)``; ``F <= sum_i b(L, i)``. At most
+    ``min_k sum(caps[k])`` (each layer is a cut, and the smaller of the two is returned), and
+    far below it when a layer's large capacities sit behind small ones.
+    """
+    caps = graph.caps
+    reach = caps[0].sum(axis=0)
+    for k in range(caps.shape[0]):
+        reach = np.minimum(caps[k], reach[None, :]).sum(axis=1)
+        if k + 1 < caps.shape[0]:
+            reach = np.minimum(reach, caps[k + 1].sum(axis=0))
+    return min(float(reach.sum()), float(caps.sum(axis=(1, 2)).min()))
 
 
 def _is_batch(capacities) -> bool:
