@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .. import validate
 from ..errors import InputError
-from ..flow.graph import build_graph
-from .newton import solve_barrier
+from ..flow.graph import LayeredGraph, build_graph
+from . import path
+from .newton import NumpyKernels
 
 
 @dataclass
@@ -22,8 +23,13 @@ class FlowSolution:
         iterations: Newton steps taken.
         mu: the barrier weight of the last centring stage (relative to the largest capacity).
         error_estimate: for ``mu=None``, the estimated ``max|phi - phi*|`` in normalised units.
-        converged: whether the accuracy contract was met.
+        converged: whether the accuracy contract was met (``status == "converged"``).
         layer_flows: (L, t, t) flow on ``(l, j) -> (l+1, i)`` when ``keep_flows=True``.
+        status: how the run ended: ``"converged"``, ``"max_iter"`` (Newton steps spent),
+            ``"mu_floor"`` (``mu`` fell below 1e-13 first) or ``"breakdown"`` (the Newton
+            system could not be factored); anything but ``"converged"`` came with a
+            :class:`~gaflow.errors.ConvergenceWarning`.
+        message: why the run ended, in words (empty when converged).
     """
 
     attributions: np.ndarray
@@ -33,6 +39,8 @@ class FlowSolution:
     error_estimate: float
     converged: bool
     layer_flows: np.ndarray | None = None
+    status: str = path.CONVERGED
+    message: str = ""
 
 
 BACKENDS = ("numpy", "torch")
@@ -88,11 +96,51 @@ def solve_flow(
             for k, o in enumerate(outs)]
     masks = _per_item(tokens, len(items), "tokens", batch)
     graphs = [build_graph(_to_numpy(c), o, m) for c, o, m in zip(items, outs, masks, strict=True)]
+    if mu_f is None:
+        graphs = [flow_units(g) for g in graphs]
     if backend == "torch":
-        solutions = _solve_torch(graphs, mu_f, rtol, keep_flows, device)
+        solutions = _solve_torch(graphs, mu_f, rtol, keep_flows, device, batch)
     else:
         solutions = [_solve_numpy(g, mu_f, rtol, keep_flows) for g in graphs]
     return solutions if batch else solutions[0]
+
+
+def flow_units(graph: LayeredGraph) -> LayeredGraph:
+    """The graph in units of an upper bound on its maximum flow, where that bound is below 1.
+
+    ``build_graph`` divides by the largest capacity. When one layer's capacities are orders of
+    magnitude below another's, the maximum flow is tiny in those units and the ``mu -> 0``
+    path (``mu`` relative to the units, floored near 1e-13) ends long before the barrier
+    stops mattering: the flow came back ~20% low at a layer scaled by 1e-13, with no warning.
+    Dividing by the bound of :func:`flow_bound` (when it is below 1) makes ``F <= 1`` with a
+    bottleneck of order 1, whatever the other layers' or edges' scales (with every edge scaled
+    by 10^U(-20, 20), 6 of 150 small random graphs came back up to 11% low with the cruder
+    bound ``min_k sum(caps[k])``, none with this one). The central flow, a ``mu -> 0`` limit,
+    does not depend on the units; graphs whose bound is at least 1 are left as they are.
+    """
+    if graph.empty:
+        return graph
+    bound = flow_bound(graph)
+    if bound >= 1.0:
+        return graph
+    return replace(graph, caps=graph.caps / bound, scale=graph.scale * bound)
+
+
+def flow_bound(graph: LayeredGraph) -> float:
+    """An upper bound on the maximum flow: what can reach each node, layer by layer.
+
+    ``b(0, j)`` is the capacity leaving ``(0, j)``; ``b(k+1, i) = sum_j min(caps[k, i, j],
+    b(k, j))`` capped by the capacity leaving ``(k+1, i)``; ``F <= sum_i b(L, i)``. At most
+    ``min_k sum(caps[k])`` (each layer is a cut, and the smaller of the two is returned), and
+    far below it when a layer's large capacities sit behind small ones.
+    """
+    caps = graph.caps
+    reach = caps[0].sum(axis=0)
+    for k in range(caps.shape[0]):
+        reach = np.minimum(caps[k], reach[None, :]).sum(axis=1)
+        if k + 1 < caps.shape[0]:
+            reach = np.minimum(reach, caps[k + 1].sum(axis=0))
+    return min(float(reach.sum()), float(caps.sum(axis=(1, 2)).min()))
 
 
 def _is_batch(capacities) -> bool:
@@ -143,27 +191,27 @@ def _one_blas_thread():
 def _solve_numpy(graph, mu, rtol, keep_flows) -> FlowSolution:
     if graph.empty:
         return _empty(graph, mu, keep_flows)
+    kernels = NumpyKernels()
     with _one_blas_thread():
-        x, report = solve_barrier(graph, mu=mu, rtol=rtol)
-    scale = graph.scale
+        res = path.solve(kernels, kernels.batch([graph]), 1, mu=mu, rtol=rtol)
+    x, scale = res.x[0], graph.scale
     return FlowSolution(
         attributions=np.where(graph.source, x.source, 0.0) * scale,
         value=float(x.value) * scale,
-        iterations=report.iterations,
-        mu=report.mu,
-        error_estimate=report.error_estimate * scale,
-        converged=report.converged,
+        iterations=res.iterations[0],
+        mu=res.mu[0],
+        error_estimate=res.error_estimate[0] * scale,
+        converged=res.converged[0],
         layer_flows=x.layers * scale if keep_flows else None,
+        status=res.status[0],
+        message=res.message[0],
     )
 
 
-def _solve_torch(graphs, mu, rtol, keep_flows, device) -> list[FlowSolution]:
-    import warnings
-
+def _solve_torch(graphs, mu, rtol, keep_flows, device, batch) -> list[FlowSolution]:
     import torch
 
-    from ..errors import ConvergenceWarning
-    from .torch_newton import solve_barrier_batch, stack_graphs
+    from .torch_newton import TorchKernels, stack_graphs
 
     dev = torch.device(device if device is not None else "cpu")
     if dev.type == "cuda" and not torch.cuda.is_available():
@@ -175,27 +223,29 @@ def _solve_torch(graphs, mu, rtol, keep_flows, device) -> list[FlowSolution]:
             out[k] = _empty(g, mu, keep_flows)
     if todo:
         bg = stack_graphs([graphs[k] for k in todo], dev, torch.float64)
-        x, report = solve_barrier_batch(bg, mu=mu, rtol=rtol)
+        labels = [f"graph {k}" for k in todo] if batch else None
+        threads = torch.get_num_threads()
+        if dev.type == "cpu":  # as _one_blas_thread; measured in REPORT-16 / README
+            torch.set_num_threads(1)
+        try:
+            res = path.solve(TorchKernels(dev), bg, len(todo), mu=mu, rtol=rtol, labels=labels)
+        finally:
+            torch.set_num_threads(threads)
+        x = res.x
         source = x.source.cpu().numpy()
         value = x.value.cpu().numpy()
         layers = x.layers.cpu().numpy() if keep_flows else None
         for j, k in enumerate(todo):
             g, n = graphs[k], graphs[k].n_tokens
-            if not report.converged[j]:
-                warnings.warn(
-                    f"batched barrier Newton stopped after {report.iterations[j]} steps at "
-                    f"mu={report.mu[j]:.2e} without meeting its accuracy target (graph {k}); "
-                    "results may be inaccurate",
-                    ConvergenceWarning,
-                    stacklevel=3,
-                )
             out[k] = FlowSolution(
                 attributions=np.where(g.source, source[j, :n], 0.0) * g.scale,
                 value=float(value[j]) * g.scale,
-                iterations=report.iterations[j],
-                mu=report.mu[j],
-                error_estimate=report.error_estimate[j] * g.scale,
-                converged=report.converged[j],
+                iterations=res.iterations[j],
+                mu=res.mu[j],
+                error_estimate=res.error_estimate[j] * g.scale,
+                converged=res.converged[j],
                 layer_flows=layers[j, :, :n, :n] * g.scale if keep_flows else None,
+                status=res.status[j],
+                message=res.message[j],
             )
     return out  # type: ignore[return-value]

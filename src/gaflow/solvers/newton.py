@@ -20,22 +20,22 @@ cancellation that ruins a naive elimination when conductances span many orders o
 The elementwise work over the ``(L, t, t)`` edge arrays runs in cache-sized blocks
 (:mod:`gaflow.solvers.blocks`).
 
-``mu=None`` follows the central path towards ``mu -> 0`` and stops when the extrapolated distance
-of the attributions to the limit (the *central maximum flow*) is below ``rtol * max|phi|``.
+This module holds the NumPy kernels; the path following (centring, step lengths, ``mu``
+schedule, extrapolation to ``mu -> 0``, stopping) is :func:`gaflow.solvers.path.solve`, which
+runs them through :class:`NumpyKernels`.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.linalg import blas, lapack
 
-from ..errors import ConvergenceWarning
 from ..flow.graph import LayeredGraph
 from .blocks import Block, add_by_layer, layer_blocks
+from .path import BOUNDARY, LINE_ITERS, LINE_START, SingularSystem
 
 
 @dataclass
@@ -53,16 +53,6 @@ class FlowState:
     source: np.ndarray
     sink: np.ndarray
     value: float
-
-
-@dataclass
-class NewtonReport:
-    """What the path-following run did."""
-
-    iterations: int
-    mu: float
-    error_estimate: float
-    converged: bool
 
 
 # --------------------------------------------------------------------------- dense kernels
@@ -126,13 +116,18 @@ def feasible_start(graph: LayeredGraph) -> FlowState:
 
 
 def interior_start(graph: LayeredGraph) -> FlowState:
-    """Half of every live capacity; each source and sink edge carries its own node's flow.
+    """Half of every live capacity (capped at 1); each source and sink edge carries its own
+    node's flow.
+
+    In the solver's units (:func:`gaflow.solvers.api.flow_units`) no flow exceeds 1, so a
+    capacity above 1 is capped for the start: half of a layer scaled up by 1e13 would start its
+    edges 1e13 times above any flow they can carry, and the Newton system there is singular.
 
     Strictly inside every bound, but the inner nodes are generally unbalanced: :func:`restore`
     turns it into a circulation. On real attention graphs it starts far closer to the central
     path than :func:`feasible_start`, whose flow the single tightest edge scales down.
     """
-    layers = np.where(graph.live, 0.5 * graph.caps, 0.0)
+    layers = np.where(graph.live, 0.5 * np.minimum(graph.caps, 1.0), 0.0)
     source = np.where(graph.source, layers[0].sum(axis=0), 0.0)
     sink = np.where(graph.sink, layers[-1].sum(axis=1), 0.0)
     return FlowState(layers=layers, source=source, sink=sink, value=float(source.sum()))
@@ -143,26 +138,6 @@ def imbalance(graph: LayeredGraph, x: FlowState) -> float:
     r, r_z = divergence(x.layers, np.where(graph.source, x.source, 0.0),
                         np.where(graph.sink, x.sink, 0.0), x.value)
     return max(float(np.abs(r).max(initial=0.0)), abs(r_z))
-
-
-def restore(
-    graph: LayeredGraph, x: FlowState, mu: float, max_iter: int, masks: _Masks | None = None
-) -> tuple[FlowState, int, bool]:
-    """Infeasible-start Newton (Boyd & Vandenberghe Sec. 10.3) from an interior, unbalanced ``x``.
-
-    Each step is the Newton step of the barrier objective that also cancels the imbalance
-    (:func:`newton_step` solves for ``B (f + df) = 0``), cut to 0.995 of the largest step that
-    stays inside the bounds: the imbalance shrinks by ``1 - alpha`` and is gone after the first
-    full step. Returns the flows, the steps taken and whether conservation holds (to
-    ``RESTORED * max(1, F)``).
-    """
-    m = masks if masks is not None else _Masks.of(graph)
-    for it in range(max_iter):
-        if imbalance(graph, x) <= RESTORED * max(1.0, x.value):
-            return x, it, True
-        step = newton_step(graph, x, mu, masks=m)
-        x = _move(x, step, min(1.0, BOUNDARY * _max_step(graph, x, step)))
-    return x, max_iter, imbalance(graph, x) <= RESTORED * max(1.0, x.value)
 
 
 # --------------------------------------------------------------------------- objective
@@ -456,22 +431,7 @@ def factor(
     return _Factor(d_l=d_l, inv0=inv0, chols=chols, couplings=couplings, u_vec=u_vec, s_z=s_z)
 
 
-# --------------------------------------------------------------------------- path following
-
-TIGHT = 1e-12  # centring tolerance (lambda^2 / mu) of every point a result is made from
-LOOSE = 4.0  # mu=None: centring tolerance of the early stages (see solve_barrier)
-SWITCH = 1e3  # mu=None: early stages end when extrapolations agree to SWITCH * rtol
-SWITCH_MU = 1e-8  # ... or at the latest at this mu
-LOOSE_PASSES = 2  # solves per Newton step in the loose stages (3 elsewhere)
-RESTORE_STEPS = 50  # steps allowed to balance the interior start (else: feasible_start)
-RESTORED = 1e-9  # imbalance (relative to max(1, F)) below which a point counts as balanced
-BOUNDARY = 0.995  # Newton steps stop at this fraction of the largest step inside the bounds
-PREDICT = 0.9  # ... and predictor steps at this fraction
-DAMPED = 0.25  # lambda^2 / mu above which a centring step is line-searched (damped phase)
-ARMIJO = 0.01  # sufficient decrease of a damped step: phi drops by ARMIJO * alpha * lambda^2
-LINE_ITERS = 2  # one-dimensional Newton iterations of the damped phase's line search ...
-LINE_START = 0.9  # ... from min(1, LINE_START * the largest step inside the bounds)
-
+# --------------------------------------------------------------------------- step length
 
 def _max_step(graph: LayeredGraph, x: FlowState, step: _Step) -> float:
     """Largest alpha keeping every live flow strictly inside (0, u) (dead edges never move)."""
@@ -548,7 +508,7 @@ def line_search(
     (Boyd & Vandenberghe Sec. 9.6), which lowers ``psi`` and stays in the domain. Far from the
     centre the Newton direction is right but its length is not; a step of the minimising
     length, often longer than 1, saves the slow stretches where ``lambda^2 / mu`` falls from
-    about 1 to 0.1. The caller checks the decrease (:func:`center`).
+    about 1 to 0.1. The caller checks the decrease (:func:`gaflow.solvers.path.solve`).
     """
     ends = [(x.source[graph.source], step.source[graph.source]),
             (x.sink[graph.sink], step.sink[graph.sink]),
@@ -582,164 +542,93 @@ def line_search(
     return a
 
 
-def center(
-    graph: LayeredGraph, x: FlowState, mu: float, tol: float, max_iter: int,
-    masks: _Masks | None = None, min_steps: int = 0, passes: int = 3,
-) -> tuple[FlowState, int, float, _Factor | None]:
-    """Damped Newton on the barrier objective for a fixed ``mu``.
+# --------------------------------------------------------------------------- kernels
 
-    Stops when the normalised Newton decrement ``lambda^2 / mu`` (the objective divided by ``mu``
-    is self-concordant) falls below ``tol`` after at least ``min_steps`` steps, or stalls at the
-    rounding floor below ``1e-8``. ``passes``: solves per step (see :func:`newton_step`).
-    Returns the new flows, the number of steps, the last decrement and, when the run stopped by
-    its criterion, the factor of the Newton system at the returned point (for :func:`_predict`).
 
-    Damped phase (``lambda^2 / mu > DAMPED``): the step length comes from :func:`line_search`
-    and is kept if it lowers the objective by ``ARMIJO * min(alpha, 1) * lambda^2``; otherwise
-    Armijo backtracking from the full step, floored by the self-concordant step
-    ``1 / (1 + lambda)``. Quadratic phase: full steps (cut at the boundary).
+class NumpyKernels:
+    """:class:`gaflow.solvers.path.Kernels` over NumPy and SciPy's BLAS.
+
+    A batch is a list: graphs ``[(LayeredGraph, _Masks)]`` (:meth:`batch`), flows
+    ``[FlowState]``, steps ``[_Step]``, factors ``[_Factor]``. ``solve_flow`` runs one graph at a
+    time (B = 1); each kernel loops over the list.
     """
-    m = masks if masks is not None else _Masks.of(graph)
-    lam2 = math.inf
-    phi_x = None  # the objective at x when the line search has already evaluated it
-    for it in range(1, max_iter + 1):
-        step = newton_step(graph, x, mu, masks=m, passes=passes)
-        prev, lam2 = lam2, step.decrement / mu
-        if (lam2 <= tol and it > min_steps) or (lam2 <= 1e-8 and lam2 > 0.1 * prev):
-            return x, it - 1, lam2, step.factored
-        step.factored = None  # x moves: this factor is of no further use (and holds 2 L t^2)
-        amax = _max_step(graph, x, step)
-        alpha = min(1.0, BOUNDARY * amax)
-        accepted = None
-        if lam2 > DAMPED:
-            phi0 = phi_x if phi_x is not None else objective(graph, x, mu, m)
-            length = line_search(graph, x, step, mu, amax, m)
-            trial = objective(graph, x, mu, m, along=(step, length))
-            if trial <= phi0 - ARMIJO * min(length, 1.0) * mu * lam2:
-                alpha, accepted = length, trial
-            else:  # Armijo backtracking, floored by the self-concordant step 1/(1+lambda)
-                floor = min(alpha, 1.0 / (1.0 + math.sqrt(lam2)))
-                while alpha > floor:
-                    trial = objective(graph, x, mu, m, along=(step, alpha))
-                    if trial <= phi0 - ARMIJO * alpha * mu * lam2:
-                        accepted = trial
-                        break
-                    alpha = max(floor, 0.5 * alpha)
-        x = _move(x, step, alpha)
-        phi_x = accepted
-    return x, max_iter, lam2, None
 
+    @staticmethod
+    def batch(graphs: list[LayeredGraph]) -> list[tuple[LayeredGraph, _Masks]]:
+        return [(g, _Masks.of(g)) for g in graphs]
 
-def _predict(
-    graph: LayeredGraph, x: FlowState, mu: float, mu_next: float, masks: _Masks | None = None,
-    factored: _Factor | None = None,
-) -> FlowState:
-    """First-order predictor along the central path: ``x + (mu_next - mu) dx/dmu``.
+    def take_graph(self, g, rows):
+        return [g[r] for r in rows]
 
-    ``factored``: the Newton system's factor at ``(x, mu)``, which the tangent shares with the
-    Newton step :func:`center` computed there last (and did not take).
-    """
-    step = _scaled(newton_step(graph, x, mu, tangent=True, masks=masks, factored=factored),
-                   mu_next - mu)
-    alpha = min(1.0, PREDICT * _max_step(graph, x, step))
-    return _move(x, step, alpha)
+    def interior_start(self, g):
+        return [interior_start(graph) for graph, _ in g]
 
+    def feasible_start(self, g):
+        return [feasible_start(graph) for graph, _ in g]
 
-def solve_barrier(
-    graph: LayeredGraph,
-    mu: float | None = None,
-    rtol: float = 1e-6,
-    mu_start: float = 1.0,
-    shrink: float = 0.1,
-    max_iter: int = 300,
-    loose: float = LOOSE,
-    switch: float = SWITCH,
-) -> tuple[FlowState, NewtonReport]:
-    """Path-following barrier method on a layered graph (normalised units).
+    def imbalance(self, g, x):
+        return np.array([imbalance(graph, xi) for (graph, _), xi in zip(g, x, strict=True)])
 
-    Args:
-        graph: the pruned, normalised graph (must not be empty).
-        mu: the barrier weight to solve for exactly; ``None`` for the ``mu -> 0`` limit.
-        rtol: for ``mu=None``, the bound on ``max|phi - phi*| / max|phi*|``.
-        mu_start: first point of the central path.
-        shrink: factor by which ``mu`` decreases between centring stages.
-        max_iter: cap on the total number of Newton steps.
-        loose: ``mu=None``: centring tolerance (on ``lambda^2 / mu``) of the early stages.
-        switch: ``mu=None``: the early stages end once two extrapolations from loosely centred
-            points agree to ``switch * rtol * max|phi|`` while their disagreement is shrinking
-            (at most half the previous one), at the latest at ``mu = SWITCH_MU``.
+    def values(self, x):
+        return np.array([xi.value for xi in x], dtype=float)
 
-    For ``mu=None`` each pair of consecutive central points is extrapolated to ``mu = 0``
-    (:func:`_combine`); the run stops when two consecutive extrapolations agree to
-    ``rtol * max|phi|`` (the later one is then about ``shrink^2`` times closer still). Early
-    stages are centred only loosely (``lambda^2 / mu <= loose``, after at least one corrector
-    step): their points serve to move along the path and to tell when the end is near, never as
-    results. From then on every stage is centred to ``1e-12`` (the point where the switch
-    happens is re-centred first), and only extrapolations of such points may stop the run.
+    def sources(self, x):
+        return [xi.source for xi in x]
 
-    The run starts from :func:`interior_start` balanced by :func:`restore` (its steps count),
-    or from :func:`feasible_start` if that fails.
-    """
-    masks = _Masks.of(graph)
-    target = mu
-    mu_k = mu_start if target is None else max(mu_start, target)
-    x, total, ok = restore(graph, interior_start(graph), mu_k, RESTORE_STEPS, masks)
-    if not ok:
-        x = feasible_start(graph)
-    prev: FlowState | None = None  # last centred point, and whether it was centred tightly
-    best: FlowState | None = None  # last extrapolation, and whether both its points were tight
-    prev_ok = best_ok = False
-    err = math.inf
-    err_loose = 0.0  # last disagreement of two loose extrapolations (0: none yet)
-    converged = False
-    tight = target is not None
-    while total < max_iter:
-        # a loose stage takes at least one (corrector) step, or its points would drift; its
-        # steps refine conservation once (LOOSE_PASSES), the tight stages twice
-        x, steps, lam2, fac = center(graph, x, mu_k, TIGHT if tight else loose,
-                                     max_iter - total, masks, min_steps=0 if tight else 1,
-                                     passes=3 if tight else LOOSE_PASSES)
-        total += steps
-        centred = lam2 <= 1e-8
-        if target is not None:
-            if mu_k <= target:
-                converged = centred
-                err = 0.0 if centred else math.inf
-                break
-            mu_next = max(target, mu_k * shrink)
-        else:
-            ok = tight and centred  # only such points lie on the central path closely enough
-            if prev is not None and (centred or not tight):
-                extra = _combine(x, prev, shrink)
-                if best is not None:
-                    err = float(np.abs(extra.source - best.source).max())
-                    scale = float(np.abs(extra.source).max())
-                    if ok and prev_ok and best_ok and err <= rtol * scale:
-                        x, converged = extra, True
-                        break
-                    # switch once the extrapolations agree and are converging (a flat stretch
-                    # of the path early on can make two of them agree by chance)
-                    if not tight and ((err <= switch * rtol * scale and err < 0.5 * err_loose)
-                                      or mu_k <= SWITCH_MU):
-                        tight, prev, best = True, None, None
-                        continue  # re-centre this point tightly, at the same mu
-                    err_loose = err
-                best, best_ok = extra, ok and prev_ok
-            if tight and not centred:
-                prev, best = None, None
-            else:
-                prev, prev_ok = x, ok
-            if mu_k < 1e-13:
-                break
-            mu_next = mu_k * shrink
-        x = _predict(graph, x, mu_k, mu_next, masks, fac)
-        fac = None  # not kept alive through the next stage's factorisations
-        mu_k = mu_next
-    if not converged:
-        warnings.warn(
-            f"barrier Newton stopped after {total} steps at mu={mu_k:.2e} without meeting its "
-            f"accuracy target (estimated error {err:.2e}); results may be inaccurate",
-            ConvergenceWarning,
-            stacklevel=3,
-        )
-    return x, NewtonReport(iterations=total, mu=mu_k, error_estimate=err, converged=converged)
+    def take(self, x, rows):
+        return [x[r] for r in rows]
+
+    def put(self, x, rows, part):
+        out = list(x)
+        for r, p in zip(rows, part, strict=True):
+            out[r] = p
+        return out
+
+    def zeros_like(self, x):
+        return [None] * len(x)  # the driver reads a slot only after putting a point there
+
+    def newton_step(self, g, x, mu, tangent, passes, factored=None):
+        steps, facs = [], []
+        for j, ((graph, masks), xi) in enumerate(zip(g, x, strict=True)):
+            try:
+                step = newton_step(graph, xi, float(mu[j]), tangent=bool(tangent[j]),
+                                   masks=masks, passes=passes[j],
+                                   factored=None if factored is None else factored[j])
+            except np.linalg.LinAlgError as exc:
+                raise SingularSystem([j], str(exc)) from None
+            facs.append(step.factored)
+            step.factored = None  # the driver holds the factor only while it may reuse it
+            steps.append(step)
+        return steps, np.array([s.decrement for s in steps]), facs
+
+    def take_factor(self, fac, rows):
+        return [fac[r] for r in rows]
+
+    def max_step(self, g, x, step):
+        return np.array([_max_step(graph, xi, si)
+                         for (graph, _), xi, si in zip(g, x, step, strict=True)])
+
+    def line_search(self, g, x, step, mu, amax, which):
+        out = np.full(len(x), math.nan)
+        for j, ((graph, masks), xi, si) in enumerate(zip(g, x, step, strict=True)):
+            if which[j]:
+                out[j] = line_search(graph, xi, si, float(mu[j]), float(amax[j]), masks)
+        return out
+
+    def objective(self, g, x, mu, which, step=None, alpha=None):
+        out = np.full(len(x), math.nan)
+        for j, ((graph, masks), xi) in enumerate(zip(g, x, strict=True)):
+            if which[j]:
+                along = None if step is None else (step[j], float(alpha[j]))
+                out[j] = objective(graph, xi, float(mu[j]), masks, along=along)
+        return out
+
+    def move(self, x, step, alpha):
+        return [xi if a == 0 else _move(xi, si, float(a))
+                for xi, si, a in zip(x, step, alpha, strict=True)]
+
+    def scale(self, step, factor):
+        return [_scaled(si, float(f)) for si, f in zip(step, factor, strict=True)]
+
+    def combine(self, x, prev, shrink):
+        return [_combine(xi, pi, shrink) for xi, pi in zip(x, prev, strict=True)]

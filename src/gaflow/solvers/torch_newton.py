@@ -1,12 +1,11 @@
-"""Batched barrier Newton solver in PyTorch (CPU or CUDA): the iteration of :mod:`.newton`.
+"""Batched barrier Newton kernels in PyTorch (CPU or CUDA): those of :mod:`.newton` on a batch.
 
-The same path-following barrier method as :func:`gaflow.solvers.newton.solve_barrier` (same
-start point, Newton direction, block Cholesky of the block-tridiagonal node system, damping,
-tangent predictor, Richardson extrapolation and stopping rule), run in lock step over a batch of
-graphs of different sizes. Graphs are padded to the largest ``t``; padding positions are not
-nodes (their rows of every Schur complement are the identity), so they change no result. Each
-graph keeps its own ``mu``, its own centring stage and its own stopping decision; a graph that
-has converged stops moving while the others go on.
+The same start points, Newton direction (block Cholesky of the block-tridiagonal node system),
+step bounds, line search and objective as :mod:`.newton`, over a batch of graphs of different
+sizes; :class:`TorchKernels` hands them to the one driver, :func:`gaflow.solvers.path.solve`,
+which runs the batch in lock step (each graph with its own ``mu``, stage and stopping decision).
+Graphs are padded to the largest ``t``; padding positions are not nodes (their rows of every
+Schur complement are the identity), so they change no result.
 
 Per Newton step and layer the work is one batched Cholesky (``torch.linalg.cholesky_ex``), one
 batched triangular solve with ``t`` right-hand sides and one batched ``W^T W`` product: ``O(B L
@@ -23,21 +22,7 @@ import torch
 
 from ..errors import InputError
 from ..flow.graph import LayeredGraph
-from .newton import (
-    ARMIJO,
-    BOUNDARY,
-    DAMPED,
-    LINE_ITERS,
-    LINE_START,
-    LOOSE,
-    LOOSE_PASSES,
-    PREDICT,
-    RESTORE_STEPS,
-    RESTORED,
-    SWITCH,
-    SWITCH_MU,
-    TIGHT,
-)
+from .path import BOUNDARY, LINE_ITERS, LINE_START, SingularSystem
 
 
 @dataclass
@@ -121,7 +106,7 @@ def feasible_start(g: BatchGraph) -> BatchState:
 
 def interior_start(g: BatchGraph) -> BatchState:
     """Half of every live capacity (``newton.interior_start``), per graph of the batch."""
-    layers = torch.where(g.live, 0.5 * g.caps, 0.0)
+    layers = torch.where(g.live, 0.5 * torch.clamp(g.caps, max=1.0), 0.0)
     source = torch.where(g.source, layers[:, 0].sum(dim=1), 0.0)
     sink = torch.where(g.sink, layers[:, -1].sum(dim=2), 0.0)
     return BatchState(layers=layers, source=source, sink=sink, value=source.sum(dim=1))
@@ -237,7 +222,8 @@ def factor(g: BatchGraph, d_l, d_s, d_z, d_f) -> _Factor:
         schur[:, eye, eye] = torch.where(live_next, gamma_next + outgoing + p.sum(dim=2), 1.0)
         chol, info = torch.linalg.cholesky_ex(schur)
         if bool((info != 0).any()):
-            raise torch.linalg.LinAlgError("Newton system not positive definite (batched Cholesky)")
+            raise SingularSystem(torch.nonzero(info).flatten().tolist(),
+                                 "Newton system not positive definite (batched Cholesky)")
         chols.append(chol)
         gamma = torch.where(live_next, gamma_next, 0.0)
     last = chols[n_layers]
@@ -400,197 +386,6 @@ def _combine(x: BatchState, prev: BatchState, shrink: float) -> BatchState:
     )
 
 
-@dataclass
-class BatchReport:
-    iterations: list[int]
-    mu: list[float]
-    error_estimate: list[float]
-    converged: list[bool]
-
-
-def solve_barrier_batch(
-    g: BatchGraph,
-    mu: float | None = None,
-    rtol: float = 1e-6,
-    mu_start: float = 1.0,
-    shrink: float = 0.1,
-    max_iter: int = 300,
-    loose: float = LOOSE,
-    switch: float = SWITCH,
-) -> tuple[BatchState, BatchReport]:
-    """Path following in lock step over the batch; the rules of ``newton.solve_barrier``.
-
-    Each round computes one Newton (or predictor) direction for every graph still running; a
-    graph whose run has ended is left out of the rounds that follow.
-    """
-    n_b = g.caps.shape[0]
-    dev, dt = g.caps.device, g.caps.dtype
-    target = mu
-    mu_k = torch.full((n_b,), mu_start if target is None else max(mu_start, target), dtype=dt,
-                      device=dev)
-    x, total = _restore(g, interior_start(g), mu_k)
-    mu_next = mu_k.clone()
-    predict = torch.zeros(n_b, dtype=torch.bool, device=dev)
-    lam_prev = torch.full((n_b,), math.inf, dtype=dt, device=dev)
-    done = [False] * n_b
-    err = [math.inf] * n_b
-    converged = [False] * n_b
-    prev = _zeros_like(x)  # last centred point per graph (valid where has_prev)
-    best = _zeros_like(x)  # last extrapolation per graph (valid where has_best)
-    has_prev = [False] * n_b
-    has_best = [False] * n_b
-    prev_ok = [False] * n_b  # prev / best made only of tightly centred points
-    best_ok = [False] * n_b
-    tight = [target is not None] * n_b
-    stage_steps = [0] * n_b  # Newton steps since the last predictor
-    err_loose = [0.0] * n_b  # last disagreement of two loose extrapolations (0: none yet)
-    cached = None  # (graph -> row, factor) of the last round, if no graph of it moved
-    while not all(done):
-        idx = torch.tensor([b for b in range(n_b) if not done[b]], device=dev)
-        gs, xs, mus, pr = _take_graph(g, idx), _take(x, idx), mu_k[idx], predict[idx]
-        passes = [3 if tight[b] or bool(pr[j]) else LOOSE_PASSES
-                  for j, b in enumerate(idx.tolist())]
-        # newton._predict: when every graph of this round predicts from the point where the
-        # last round's (untaken) centring step was made, that step's factor serves again
-        reuse = None
-        if cached is not None and bool(pr.all()):
-            rows = [cached[0].get(b) for b in idx.tolist()]
-            if None not in rows:
-                reuse = _take_factor(cached[1], rows)
-        step, dec, fac = newton_step(gs, xs, mus, pr, passes, factored=reuse)
-        del reuse
-        # predictor moves: x + alpha (mu_next - mu) dx/dmu, alpha <= PREDICT * the boundary step
-        if bool(pr.any()):
-            delta = mu_next[idx] - mus
-            scaled = BatchState(step.layers * delta[:, None, None, None],
-                                step.source * delta[:, None], step.sink * delta[:, None],
-                                step.value * delta)
-            alpha = torch.clamp(PREDICT * _max_step(gs, xs, scaled), max=1.0)
-            xs = _move(xs, scaled, torch.where(pr, alpha, 0.0))
-            mus = torch.where(pr, mu_next[idx], mus)
-        cen = ~pr
-        lam2 = dec / mus
-        lp = torch.where(pr, math.inf, lam_prev[idx])
-        tol = torch.tensor([TIGHT if tight[b] else loose for b in idx.tolist()], dtype=dt,
-                           device=dev)
-        # a loose stage takes at least one (corrector) step: newton.center's min_steps
-        stepped = torch.tensor([tight[b] or stage_steps[b] > 0 for b in idx.tolist()],
-                               device=dev)
-        finished = cen & (((lam2 <= tol) & stepped) | ((lam2 <= 1e-8) & (lam2 > 0.1 * lp)))
-        budget = torch.tensor([total[b] < max_iter for b in idx.tolist()], device=dev)
-        moving = cen & ~finished & budget
-        finished = finished | (cen & ~budget)
-        if bool(moving.any()):
-            amax = _max_step(gs, xs, step)
-            alpha = torch.clamp(BOUNDARY * amax, max=1.0)
-            damped = moving & (lam2 > DAMPED)
-            if bool(damped.any()):
-                # newton.center: the line search's length if it lowers phi enough, else Armijo
-                phi0 = objective(gs, xs, mus)
-                length = line_search(gs, xs, step, mus, amax)
-                phi = objective(gs, _move(xs, step, torch.where(damped, length, 0.0)), mus)
-                good = damped & (phi <= phi0 - ARMIJO * torch.clamp(length, max=1.0) * mus * lam2)
-                alpha = torch.where(good, length, alpha)
-                floor = torch.minimum(alpha, 1.0 / (1.0 + torch.sqrt(lam2)))
-                need = damped & ~good & (alpha > floor)
-                while bool(need.any()):
-                    phi = objective(gs, _move(xs, step, torch.where(need, alpha, 0.0)), mus)
-                    ok = phi <= phi0 - ARMIJO * alpha * mus * lam2
-                    need = need & ~ok
-                    alpha = torch.where(need, torch.maximum(floor, 0.5 * alpha), alpha)
-                    need = need & (alpha > floor)
-            xs = _move(xs, step, torch.where(moving, alpha, 0.0))
-        x = _scatter(x, idx, xs)
-        # every graph of this round ended its centring without moving: keep the factor
-        cached = ({b: j for j, b in enumerate(idx.tolist())}, fac) if bool(finished.all()) else None
-        del fac
-        mu_k[idx] = mus
-        lam_prev[idx] = torch.where(cen, lam2, lp)
-        predict[idx] = False
-        lam2_host = lam2.tolist()
-        for j, b in enumerate(idx.tolist()):
-            if bool(pr[j]):
-                stage_steps[b] = 0
-            if bool(moving[j]):
-                total[b] += 1
-                stage_steps[b] += 1
-            if not bool(finished[j]):
-                continue
-            centred = lam2_host[j] <= 1e-8
-            mk = float(mu_k[b])
-            if total[b] >= max_iter and not lam2_host[j] <= float(tol[j]):
-                done[b] = True
-                continue
-            if target is not None:
-                if mk <= target:
-                    converged[b] = centred
-                    err[b] = 0.0 if centred else math.inf
-                    done[b] = True
-                    continue
-                nxt = max(target, mk * shrink)
-            else:
-                xb = _row(x, b)
-                ok = tight[b] and centred
-                if has_prev[b] and (centred or not tight[b]):
-                    extra = _combine(xb, _row(prev, b), shrink)
-                    if has_best[b]:
-                        e = float((extra.source - _row(best, b).source).abs().max())
-                        err[b] = e
-                        scale = float(extra.source.abs().max())
-                        if ok and prev_ok[b] and best_ok[b] and e <= rtol * scale:
-                            x = _put(x, b, extra)
-                            converged[b] = True
-                            done[b] = True
-                            continue
-                        if not tight[b] and ((e <= switch * rtol * scale
-                                              and e < 0.5 * err_loose[b]) or mk <= SWITCH_MU):
-                            tight[b], has_prev[b], has_best[b] = True, False, False
-                            lam_prev[b] = math.inf  # a new centring run (newton.center)
-                            continue  # re-centred tightly at the same mu in the next rounds
-                        err_loose[b] = e
-                    best = _put(best, b, extra)
-                    has_best[b], best_ok[b] = True, ok and prev_ok[b]
-                if tight[b] and not centred:
-                    has_prev[b] = has_best[b] = False
-                else:
-                    prev = _put(prev, b, xb)
-                    has_prev[b], prev_ok[b] = True, ok
-                if mk < 1e-13:
-                    done[b] = True
-                    continue
-                nxt = mk * shrink
-            mu_next[b] = nxt
-            predict[b] = True
-    return x, BatchReport(total, mu_k.tolist(), err, converged)
-
-
-def _restore(g: BatchGraph, x: BatchState, mu: torch.Tensor) -> tuple[BatchState, list[int]]:
-    """``newton.restore`` in lock step: infeasible-start Newton steps until each graph is
-    balanced; a graph still unbalanced after ``RESTORE_STEPS`` starts from ``feasible_start``."""
-    n_b = g.caps.shape[0]
-    steps = [0] * n_b
-    running = list(range(n_b))
-    for _ in range(RESTORE_STEPS):
-        imb, val = imbalance(g, x).tolist(), x.value.tolist()
-        running = [b for b in running if imb[b] > RESTORED * max(1.0, val[b])]
-        if not running:
-            break
-        idx = torch.tensor(running, device=g.caps.device)
-        gs, xs = _take_graph(g, idx), _take(x, idx)
-        step, _, _ = newton_step(gs, xs, mu[idx], torch.zeros(len(running), dtype=torch.bool,
-                                                               device=g.caps.device))
-        alpha = torch.clamp(BOUNDARY * _max_step(gs, xs, step), max=1.0)
-        x = _scatter(x, idx, _move(xs, step, alpha))
-        for b in running:
-            steps[b] += 1
-    imb, val = imbalance(g, x).tolist(), x.value.tolist()
-    failed = [b for b in range(n_b) if imb[b] > RESTORED * max(1.0, val[b])]
-    if failed:
-        idx = torch.tensor(failed, device=g.caps.device)
-        x = _scatter(x, idx, feasible_start(_take_graph(g, idx)))
-    return x, steps
-
-
 def _take_graph(g: BatchGraph, idx: torch.Tensor) -> BatchGraph:
     if idx.numel() == g.caps.shape[0]:
         return g
@@ -613,19 +408,81 @@ def _scatter(x: BatchState, idx: torch.Tensor, part: BatchState) -> BatchState:
     return x
 
 
-def _row(x: BatchState, b: int) -> BatchState:
-    return BatchState(x.layers[b : b + 1], x.source[b : b + 1], x.sink[b : b + 1],
-                      x.value[b : b + 1])
-
-
-def _put(x: BatchState, b: int, row: BatchState) -> BatchState:
-    x.layers[b] = row.layers[0]
-    x.source[b] = row.source[0]
-    x.sink[b] = row.sink[0]
-    x.value[b] = row.value[0]
-    return x
-
-
 def _zeros_like(x: BatchState) -> BatchState:
     return BatchState(torch.zeros_like(x.layers), torch.zeros_like(x.source),
                       torch.zeros_like(x.sink), torch.zeros_like(x.value))
+
+
+class TorchKernels:
+    """:class:`gaflow.solvers.path.Kernels` over torch: a batch is a :class:`BatchGraph` and
+    :class:`BatchState` flows and steps (leading axis B); per-graph scalars cross to the host
+    as float64 NumPy arrays."""
+
+    def __init__(self, device: torch.device, dtype: torch.dtype = torch.float64):
+        self.device, self.dtype = device, dtype
+
+    def _t(self, a) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(a), dtype=self.dtype, device=self.device)
+
+    def _idx(self, rows: list[int]) -> torch.Tensor:
+        return torch.tensor(rows, device=self.device, dtype=torch.long)
+
+    @staticmethod
+    def _host(a: torch.Tensor) -> np.ndarray:
+        return a.detach().cpu().numpy()
+
+    def take_graph(self, g, rows):
+        return _take_graph(g, self._idx(rows))
+
+    def interior_start(self, g):
+        return interior_start(g)
+
+    def feasible_start(self, g):
+        return feasible_start(g)
+
+    def imbalance(self, g, x):
+        return self._host(imbalance(g, x))
+
+    def values(self, x):
+        return self._host(x.value)
+
+    def sources(self, x):
+        return list(self._host(x.source))
+
+    def take(self, x, rows):
+        return _take(x, self._idx(rows))
+
+    def put(self, x, rows, part):
+        return _scatter(x, self._idx(rows), part)
+
+    def zeros_like(self, x):
+        return _zeros_like(x)
+
+    def newton_step(self, g, x, mu, tangent, passes, factored=None):
+        tan = torch.as_tensor(np.asarray(tangent, dtype=bool), device=self.device)
+        step, dec, fac = newton_step(g, x, self._t(mu), tan, list(passes), factored=factored)
+        return step, self._host(dec), fac
+
+    def take_factor(self, fac, rows):
+        return _take_factor(fac, rows)
+
+    def max_step(self, g, x, step):
+        return self._host(_max_step(g, x, step))
+
+    def line_search(self, g, x, step, mu, amax, which):
+        return self._host(line_search(g, x, step, self._t(mu), self._t(amax)))
+
+    def objective(self, g, x, mu, which, step=None, alpha=None):
+        at = x if step is None else _move(x, step, self._t(alpha))
+        return self._host(objective(g, at, self._t(mu)))
+
+    def move(self, x, step, alpha):
+        return _move(x, step, self._t(alpha))
+
+    def scale(self, step, factor):
+        f = self._t(factor)
+        return BatchState(step.layers * f[:, None, None, None], step.source * f[:, None],
+                          step.sink * f[:, None], step.value * f)
+
+    def combine(self, x, prev, shrink):
+        return _combine(x, prev, shrink)
