@@ -84,8 +84,8 @@ def test_backend_errors(rng):
 def test_explain_torch_backend_equals_numpy(tiny_bert):
     model, tok = tiny_bert
     texts = ["a gorgeous, witty, seductive movie.", "bad", "the film was dull and far too long"]
-    ref = gaflow.explain(model, tok, texts)
-    got = gaflow.explain(model, tok, texts, backend="torch", device="cpu")
+    ref = gaflow.explain(model, tok, texts, method="agf")
+    got = gaflow.explain(model, tok, texts, method="agf", backend="torch", device="cpu")
     for a, b in zip(got, ref, strict=True):
         assert np.abs(a.scores - b.scores).max() <= 1e-8 * np.abs(b.scores).max()
         assert a.config["backend"] == "torch" and b.config["backend"] == "numpy"
