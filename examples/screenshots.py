@@ -20,14 +20,15 @@ OUT = Path(__file__).resolve().parents[1] / "docs" / "img"
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     model, tok = gaflow.load_model()
-    exps = [gaflow.explain(model, tok, TEXT, method=m, keep_flows=m == "agf")
-            for m in ("agf", "af", "gf", "integrated_gradients")]
+    methods = ("agf_rp", "agf", "gae", "integrated_gradients")  # the default first
+    exps = [gaflow.explain(model, tok, TEXT, method=m, keep_flows=m == "agf_rp")
+            for m in methods]
     page = Path(tempfile.mkdtemp()) / "heatmap.html"
     page.write_text(exps[0].to_html(exps[1:], title="gaflow · minilm-sst2"))
     subprocess.run(
         ["chromium", "--headless", "--no-sandbox", "--disable-gpu",
          "--disable-background-networking", f"--screenshot={OUT / 'heatmap.png'}",
-         "--window-size=900,470", page.as_uri()],
+         "--window-size=900,500", page.as_uri()],
         check=True, capture_output=True,
     )
     exps[0].flow_figure(top_k=60).save(OUT / "flow.png", overwrite=True)
