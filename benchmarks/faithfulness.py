@@ -4,6 +4,9 @@ Usage (resumable: each run caches per example under results/<dataset>/cache):
     GAFLOW_DATA=../shared/data python benchmarks/faithfulness.py --runs sst2:500
     GAFLOW_DATA=../shared/data python benchmarks/faithfulness.py --runs sst2:500,imdb:100 ...
 A third field caps the tokens per text (``eraser_movies:30:256``: the first 256 tokens).
+``--update`` rewrites only the sections of the datasets run and keeps the others as they are in
+docs/results.md (their caches need not be on this machine); each new section says when it was
+measured.
 Each run is the same as ``gaflow bench --model MODEL --dataset D --n N --out results/D``.
 The headline compares agf with the best baseline (any method that is not a GAF flow) per metric.
 """
@@ -25,7 +28,8 @@ from gaflow.evaluation.benchmark import BenchConfig, markdown_table, run_benchma
 from gaflow.evaluation.faithfulness import METRICS  # noqa: E402
 
 MODELS = {"sst2": "minilm-sst2", "imdb": "minilm-imdb", "ag_news": "minilm-agnews",
-          "yelp_polarity": "minilm-yelp", "eraser_movies": "minilm-movies"}
+          "yelp_polarity": "minilm-yelp", "eraser_movies": "minilm-movies",
+          "amazon_polarity": "minilm-amazon"}
 ROOT = Path(__file__).resolve().parents[1]
 GAF = ("agf", "af", "gf")
 READING = "## Reading the table"
@@ -55,6 +59,19 @@ def headline(summary: dict) -> list[str]:
     return out
 
 
+def split_sections(text: str) -> tuple[list[str], dict[str, list[str]]]:
+    """docs/results.md (without the reading) as its head lines and one line list per
+    ``## dataset`` section, in order."""
+    head: list[str] = []
+    sections: dict[str, list[str]] = {}
+    current = head
+    for line in text.removesuffix("\n").split("\n"):
+        if line.startswith("## "):
+            current = sections.setdefault(line[3:].strip(), [])
+        current.append(line)
+    return head, sections
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", default="sst2:500", help="dataset:n,dataset:n,...")
@@ -62,9 +79,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cached-only", action="store_true",
                         help="compute nothing: tabulate the cached examples (per-method n)")
+    parser.add_argument("--update", action="store_true",
+                        help="replace or add only these datasets' sections in docs/results.md")
     args = parser.parse_args()
     methods = known_methods() if args.methods == "all" else args.methods.split(",")
-    sections = []
+    sections: dict[str, list[str]] = {}
     for item in args.runs.split(","):
         dataset, n, *rest = item.split(":")  # dataset:n or dataset:n:max_tokens
         cfg = BenchConfig(model=MODELS[dataset], dataset=dataset, methods=methods, n=int(n),
@@ -76,8 +95,10 @@ def main() -> None:
         cmd = (f"gaflow bench --model {cfg.model} --dataset {dataset} --methods "
                f"{args.methods} --n {n} --seed {args.seed} --out results/{dataset}/"
                + (f" --max-length {rest[0]}" if rest else ""))
-        sections += [
+        sections[dataset] = [
             f"## {dataset}", "", f"`{cmd}`", "",
+            *([f"Measured {time.strftime('%Y-%m-%d')} on {machine()}.", ""] if args.update
+              else []),
             f"Explanation time summed over examples and methods: {explain_s / 60:.0f} min "
             "(the metrics' perturbed forward passes come on top); "
             + ("tabulated from the cache (`--cached-only`): a method whose n is below the "
@@ -93,7 +114,10 @@ def main() -> None:
         ]
         (ROOT / "results" / dataset / "summary_for_docs.json").write_text(
             json.dumps({"headline": headline(summary)}, indent=2))
-    doc = [
+    target = ROOT / "docs" / "results.md"
+    old = target.read_text() if target.exists() else ""
+    keep = old[old.index(READING):] if READING in old else ""  # the hand-written reading stays
+    head = [
         "# Faithfulness results", "",
         f"Measured {time.strftime('%Y-%m-%d')} on {machine()}.",
         "Protocol: the predicted class is explained; AOPC/LOdds remove the top 10…90% of the "
@@ -101,13 +125,12 @@ def main() -> None:
         "sufficiency use bins 1/5/10/20/50%; special tokens are never removed. Metric "
         "definitions: `gaflow.evaluation.faithfulness`. Methods: `gaflow.methods` "
         "(sign convention in `gaflow/methods/base.py`).", "",
-        *sections,
     ]
-    target = ROOT / "docs" / "results.md"
-    keep = ""
-    if target.exists() and READING in target.read_text():  # the hand-written reading stays
-        keep = target.read_text()[target.read_text().index(READING):]
-    target.write_text("\n".join(doc) + "\n" + keep)
+    if args.update and old:
+        head, previous = split_sections(old[: len(old) - len(keep)])
+        sections = {**previous, **sections}  # a dataset run again keeps its place
+    target.write_text("\n".join(head + [x for sec in sections.values() for x in sec])
+                      + "\n" + keep)
     print(f"wrote {ROOT / 'docs' / 'results.md'}")
 
 
