@@ -31,11 +31,13 @@ from gaflow.flow.constructions import CONSTRUCTIONS  # noqa: E402
 from gaflow.flow.tensors import INFORMATION_TENSORS  # noqa: E402
 
 MODELS = {"sst2": "minilm-sst2", "imdb": "minilm-imdb", "ag_news": "minilm-agnews",
-          "yelp_polarity": "minilm-yelp", "eraser_movies": "minilm-movies"}
+          "yelp_polarity": "minilm-yelp", "eraser_movies": "minilm-movies",
+          "amazon_polarity": "minilm-amazon"}
 ROOT = Path(__file__).resolve().parents[1]
 READING = "## Reading the table"
 #: the order of the sections in docs/results.md (other runs follow, sorted)
-ORDER = ["sst2-test", "ag_news", "sst2", "yelp_polarity", "imdb", "eraser_movies"]
+ORDER = ["sst2-test", "ag_news-test", "ag_news", "sst2", "amazon_polarity", "yelp_polarity",
+         "imdb", "eraser_movies"]
 
 
 def flows() -> set[str]:

@@ -24,6 +24,7 @@ PARTITIONED = {
     "imdb": (2500, 1000, {0: 1250, 1: 1250}),
     "ag_news": (7600, 2000, {0: 1900, 1: 1900, 2: 1900, 3: 1900}),
     "yelp_polarity": (1000, 500, {0: 518, 1: 482}),
+    "amazon_polarity": (1000, 500, {0: 498, 1: 502}),
 }
 
 
@@ -66,6 +67,10 @@ def test_partition_pinned(data_dir):
         "test/neg/10020_1.txt", "test/neg/10030_3.txt", "test/neg/10040_2.txt"]
     assert sorted(load_dataset("ag_news", "test", data_dir).ids)[:3] == [
         "test.csv:0", "test.csv:1001", "test.csv:1010"]
+    assert sorted(load_dataset("amazon_polarity", "test", data_dir).ids)[:3] == [
+        "test_first1000.ft.txt:0", "test_first1000.ft.txt:1", "test_first1000.ft.txt:100"]
+    assert sorted(load_dataset("amazon_polarity", "train", data_dir).ids)[:3] == [
+        "test_first1000.ft.txt:10", "test_first1000.ft.txt:106", "test_first1000.ft.txt:107"]
 
 
 def test_label_names_and_text_cleanup(data_dir):
@@ -79,6 +84,57 @@ def test_label_names_and_text_cleanup(data_dir):
     sst = load_dataset("sst2", "dev", data_dir)
     assert sst.texts[0] == "it 's a charming and often affecting journey ."
     assert sst.label_names == ["negative", "positive"]
+
+
+def test_amazon_text_and_labels(data_dir):
+    """Title and review joined by ": " (the fastText line after its label); 1/2 -> 0/1."""
+    lines = (data_dir / "amazon_polarity" / "test_first1000.ft.txt").read_text().splitlines()
+    test = load_dataset("amazon_polarity", "test", data_dir)
+    train = load_dataset("amazon_polarity", "train", data_dir)
+    assert test.label_names == train.label_names == ["negative", "positive"]
+    by_id = dict(zip(test.ids + train.ids, zip(test.texts + train.texts,
+                                                 test.labels + train.labels, strict=True),
+                     strict=True))
+    assert by_id["test_first1000.ft.txt:0"] == (
+        lines[0].removeprefix("__label__2 "), 1)
+    assert by_id["test_first1000.ft.txt:0"][0].startswith(
+        "Great CD: My lovely Pat has one of the GREAT voices of her generation.")
+    for k in (0, 2, 10, 999):  # line 2 ("Batteries died ...") is a negative review
+        label, text = lines[k].split(" ", 1)
+        assert by_id[f"test_first1000.ft.txt:{k}"] == (text, {"__label__1": 0,
+                                                              "__label__2": 1}[label])
+    assert by_id["test_first1000.ft.txt:2"][1] == 0
+
+
+def test_amazon_hub_path_joins_like_local(data_dir, monkeypatch):
+    """Online (faked `datasets` module, no network): title and content joined as locally."""
+    import sys
+    import types
+
+    local = load_dataset("amazon_polarity", "test", data_dir)
+    first = local.texts[local.ids.index("test_first1000.ft.txt:0")]
+    title, content = "Great CD", first.removeprefix("Great CD: ")
+
+    class Feature:
+        names = ["negative", "positive"]
+
+    class Hub:
+        column_names = ["label", "title", "content"]
+        features = {"label": Feature()}
+
+        def __getitem__(self, col):
+            return {"label": [1], "title": [title], "content": [content]}[col]
+
+    calls = []
+    fake = types.SimpleNamespace(
+        load_dataset=lambda hub_id, split: calls.append((hub_id, split)) or Hub())
+    monkeypatch.setitem(sys.modules, "datasets", fake)
+    for var in ("GAFLOW_DATA", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    hub = load_dataset("amazon_polarity", "test")
+    assert calls == [("fancyzhx/amazon_polarity", "test")]
+    assert hub.texts == [first] and hub.labels == [1]
+    assert hub.source == "hf:fancyzhx/amazon_polarity"
 
 
 def test_eraser_rationales_are_char_spans(data_dir):
@@ -100,15 +156,22 @@ def test_errors(data_dir, monkeypatch, tmp_path):
     with pytest.raises(InputError, match="no split"):
         load_dataset("imdb", "dev", data_dir)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(InputError, match="amazon_polarity.*no local files"):
-        load_dataset("amazon_polarity", "test", data_dir)
     with pytest.raises(InputError, match="missing data file"):
         load_dataset("sst2", "dev", tmp_path)
+    with pytest.raises(InputError, match="missing data file .*test_first1000.ft.txt"):
+        load_dataset("amazon_polarity", "test", tmp_path)
+    bad = tmp_path / "amazon_polarity"
+    bad.mkdir()
+    (bad / "test_first1000.ft.txt").write_text("__label__3 Title: text\n")
+    with pytest.raises(InputError, match="test_first1000.ft.txt:1: expected"):
+        load_dataset("amazon_polarity", "test", tmp_path)
     with pytest.raises(InputError, match="does not exist"):
         load_dataset("sst2", "dev", tmp_path / "nope")
     monkeypatch.delenv("GAFLOW_DATA", raising=False)
     with pytest.raises(InputError, match="no local folder"):
         load_dataset("sst2", "dev")
+    with pytest.raises(InputError, match="amazon_polarity.*no local folder is set.*offline"):
+        load_dataset("amazon_polarity", "test")
 
 
 def test_subset(data_dir):

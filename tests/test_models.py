@@ -125,3 +125,13 @@ def test_cli_explain_default_model_offline(capsys):
     assert data["config"]["model"] == "minilm-sst2"
     assert data["target_label"] in ("positive", "negative")
     assert sum(data["scores"]) == pytest.approx(data["flow_value"], rel=1e-9)
+
+
+def test_cli_explain_amazon_model_offline(capsys):
+    """A zoo model other than the default, by name, with no hub access."""
+    review = "Broke after a week: the charger stopped working. Waste of money, do not buy."
+    assert cli.main(["explain", review, "--model", "minilm-amazon", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["config"]["model"] == "minilm-amazon"
+    assert data["target_label"] == "negative"
+    assert sum(data["scores"]) == pytest.approx(data["flow_value"], rel=1e-9)

@@ -1,7 +1,8 @@
 """Dataset loaders: local files first (``path`` or ``$GAFLOW_DATA``), the HF hub when online.
 
 Local layout (see the data README): ``sst2/``, ``imdb/``, ``ag_news/``, ``yelp_polarity/``,
-``eraser_movies/``. Where a dataset has no local training split (IMDB, AG News, Yelp) the one local
+``eraser_movies/``, ``amazon_polarity/``. Where a dataset has no local training split (IMDB,
+AG News, Yelp, Amazon) the one local
 file is cut into a fixed ``train`` / ``test`` partition by :func:`split_of` (a hash of the example
 id, so it never changes with file order, machine or library version). The zoo models were trained
 on ``train`` and every accuracy is measured on ``test`` only.
@@ -73,7 +74,7 @@ def data_root(path: str | os.PathLike | None = None) -> Path:
     if not chosen:
         raise InputError(
             f"no local data folder: pass path=... or set {ENV_VAR} to the folder that holds "
-            "sst2/, imdb/, ag_news/, yelp_polarity/, eraser_movies/"
+            "sst2/, imdb/, ag_news/, yelp_polarity/, eraser_movies/, amazon_polarity/"
         )
     root = Path(chosen).expanduser()
     if not root.is_dir():
@@ -181,6 +182,31 @@ def _read_yelp(root: Path, split: str) -> TextDataset:
     return _partition(ds, split, 500)
 
 
+def _read_amazon(root: Path, split: str) -> TextDataset:
+    """The first 1,000 reviews of the Amazon Polarity test set, fastText format:
+    ``__label__1`` (negative) or ``__label__2`` (positive), a space, then ``<title>: <text>``.
+
+    The text is the rest of the line as it stands, i.e. ``title + ": " + content``; the hub
+    path joins the hub's ``title`` and ``content`` columns the same way, so a review reads the
+    same offline and online. (Titles may hold ": " themselves, so the line is not split.)
+    """
+    f = root / "amazon_polarity" / "test_first1000.ft.txt"
+    texts, labels = [], []
+    with _open(f) as fh:
+        for k, line in enumerate(fh):
+            lab, _, text = line.rstrip("\n").partition(" ")
+            if lab not in ("__label__1", "__label__2") or not text.strip():
+                raise InputError(f"{f}:{k + 1}: expected '__label__1|2 <title>: <text>', "
+                                 f"got {line[:60]!r}")
+            labels.append(int(lab[-1]) - 1)
+            texts.append(text.strip())
+    ids = [f"{f.name}:{k}" for k in range(len(texts))]
+    ds = TextDataset("amazon_polarity", split, texts, labels, ["negative", "positive"], ids,
+                     source=str(f), info={"text": "title + ': ' + content (the fastText line); "
+                                          "__label__1/2 shifted to 0/1"})
+    return _partition(ds, split, 500)
+
+
 def _read_eraser(root: Path, split: str) -> TextDataset:
     d = root / "eraser_movies"
     fname = {"train": "train.jsonl", "val": "val.jsonl", "validation": "val.jsonl",
@@ -231,7 +257,7 @@ DATASETS: dict[str, DatasetSpec] = {
     "eraser_movies": DatasetSpec(
         _read_eraser, ("train", "val", "validation", "test"), "eraser-benchmark/movie_rationales"
     ),
-    "amazon_polarity": DatasetSpec(None, ("train", "test"), "fancyzhx/amazon_polarity"),
+    "amazon_polarity": DatasetSpec(_read_amazon, ("train", "test"), "fancyzhx/amazon_polarity"),
 }
 
 
@@ -241,9 +267,9 @@ def load_dataset(name: str, split: str, path: str | os.PathLike | None = None) -
     Args:
         name: one of :data:`DATASETS` (``sst2``, ``imdb``, ``ag_news``, ``yelp_polarity``,
             ``eraser_movies``, ``amazon_polarity``).
-        split: see each spec's ``splits``. For IMDB, AG News and Yelp the local ``train`` and
-            ``test`` are the fixed partition of the one local file (1,500/1,000, 5,600/2,000,
-            500/500).
+        split: see each spec's ``splits``. For IMDB, AG News, Yelp and Amazon the local
+            ``train`` and ``test`` are the fixed partition of the one local file (1,500/1,000,
+            5,600/2,000, 500/500, 500/500). Amazon texts are ``title + ": " + content``.
         path: the local data folder; default ``$GAFLOW_DATA``. With neither, the HF hub is
             tried through the ``datasets`` package (online only).
     """
@@ -279,8 +305,8 @@ def _from_hub(name: str, split: str, spec: DatasetSpec, local_missing: bool) -> 
     feature = ds.features["label"]
     names = list(getattr(feature, "names", [])) or sorted({str(x) for x in ds["label"]})
     texts = list(ds[text_col])
-    if "title" in ds.column_names:
-        texts = [f"{t} {x}" for t, x in zip(ds["title"], texts, strict=True)]
+    if "title" in ds.column_names:  # amazon_polarity: joined as in the local fastText file
+        texts = [f"{t}: {x}" for t, x in zip(ds["title"], texts, strict=True)]
     ids = [str(i) for i in (ds["idx"] if "idx" in ds.column_names else range(len(texts)))]
     if any(int(x) < 0 for x in ds["label"]):
         raise InputError(f"{spec.hub_id} split {hub_split!r} has no labels (label -1)")

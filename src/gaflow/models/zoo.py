@@ -79,6 +79,11 @@ RECIPES: dict[str, Recipe] = {
                     init_from="minilm-sst2"),
         eval_max_length=512,  # chosen on the val split: 0.855 at 320 tokens, 0.875 at 512
     ),
+    "minilm-amazon": Recipe(  # the start chosen on a dev part of train (benchmarks/zoo_dev.py)
+        "amazon_polarity", "test",
+        TrainConfig("amazon_polarity", epochs=2, lr=4e-4, batch_size=16, max_length=256,
+                    init_from="minilm-movies"),
+    ),
 }
 ZOO = tuple(RECIPES)
 
