@@ -191,3 +191,23 @@ def test_bench_cache_survives_a_cut_line_and_guards_folders(tmp_path, tiny_bert,
     assert (other / "mine.txt").read_text() == "keep me"
     with pytest.raises(InputError, match="positive"):
         run_benchmark(BenchConfig(**{**cfg, "n": 0}), tmp_path / "c", data_path=data_dir)
+
+
+def test_table_with_a_metric_some_methods_lack():
+    """Records cached before a metric existed (here the share entropy) leave a dash, and the
+    descriptive entropy is never marked best."""
+    from gaflow.evaluation.benchmark import markdown_table
+
+    cell = {"mean": 0.5, "low": 0.4, "high": 0.6}
+    summary = {"config": {"dataset": "d", "split": "s", "model": "m", "seed": 0,
+                          "max_length": 8},
+               "n_examples": 3,
+               "methods": {"old": {"n": 3, "seconds_per_example": 0.1, "aopc_delete": cell},
+                           "new": {"n": 3, "seconds_per_example": 0.1, "aopc_delete": cell,
+                                   "entropy": {"mean": 0.2, "low": 0.1, "high": 0.3}}}}
+    table = markdown_table(summary, ["aopc_delete", "entropy"])
+    old = next(line for line in table.splitlines() if line.startswith("| old"))
+    new = next(line for line in table.splitlines() if line.startswith("| new"))
+    assert old.split(" | ")[3] == "—"
+    assert "0.200 [0.100, 0.300]" in new and "**0.200" not in new
+    assert "| Entropy |" in table

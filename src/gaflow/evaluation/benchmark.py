@@ -283,7 +283,8 @@ def write_results(cfg: BenchConfig, records: dict[str, list[dict]], out: Path, w
                    + [f"{m}_{s}" for m in names for s in ("mean", "low", "high")])
         for method, e in summary["methods"].items():
             w.writerow([method, e["n"], f"{e['seconds_per_example']:.4f}"]
-                       + [f"{e[m][s]:.6f}" for m in names for s in ("mean", "low", "high")])
+                       + [f"{e[m][s]:.6f}" if m in e else "" for m in names
+                          for s in ("mean", "low", "high")])
     (out / "results.md").write_text(markdown_table(summary, names) + "\n")
     for mode in cfg.modes:
         curves_p, curves_l = {}, {}
@@ -340,6 +341,9 @@ def markdown_table(summary: dict, names: list[str]) -> str:
     for method, e in summary["methods"].items():
         cells = [method, str(e["n"])]
         for m in names:
+            if m not in e:  # cached before the metric existed
+                cells.append("—")
+                continue
             v = e[m]
             text = f"{v['mean']:.3f} [{v['low']:.3f}, {v['high']:.3f}]"
             cells.append(f"**{text}**" if best[m] == method else text)
