@@ -129,16 +129,18 @@ def value_norms(model: torch.nn.Module, active: bool = True) -> Iterator[list]:
 
 
 def layer_count(model) -> int:
-    config = model.config
-    for key in ("num_hidden_layers", "n_layers", "num_layers"):
-        if isinstance(getattr(config, key, None), int):
-            return getattr(config, key)
-    raise ModelError("the model config gives no number of layers")
+    """Transformer layers of the model, from its config."""
+    return _config_int(model, ("num_hidden_layers", "n_layers", "num_layers"), "layers")
 
 
 def head_count(model) -> int:
+    """Attention heads per layer, from the model's config."""
+    return _config_int(model, ("num_attention_heads", "n_heads", "num_heads"), "attention heads")
+
+
+def _config_int(model, keys: tuple[str, ...], what: str) -> int:
     config = model.config
-    for key in ("num_attention_heads", "n_heads", "num_heads"):
+    for key in keys:
         if isinstance(getattr(config, key, None), int):
             return getattr(config, key)
-    raise ModelError("the model config gives no number of attention heads")
+    raise ModelError(f"the model config gives no number of {what}")
