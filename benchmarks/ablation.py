@@ -30,21 +30,18 @@ import gaflow
 from gaflow.capture import capture
 from gaflow.data import load_dataset
 from gaflow.evaluation.benchmark import sample_indices
-from gaflow.evaluation.faithfulness import AOPC_FRACTIONS, log_odds, mean_drop
+from gaflow.evaluation.faithfulness import AOPC_FRACTIONS, log_odds, mean_drop, share_entropy
 from gaflow.evaluation.perturb import class_probabilities, counts, perturb, top_positions
 from gaflow.evaluation.stats import bootstrap_ci
 from gaflow.flow.graph import build_graph
 from gaflow.flow.routing import proportional_flow
 from gaflow.flow.seq2seq import with_residual, with_self_edges
+from gaflow.flow.tensors import INFORMATION_TENSORS
 from gaflow.models.zoo import RECIPES
 from gaflow.solvers import solve_flow
 
-TENSORS = {
-    "agf": lambda a, g: np.maximum(a * g, 0.0).mean(axis=1),
-    "af": lambda a, g: a.mean(axis=1),
-    "gf": lambda a, g: np.maximum(g, 0.0).mean(axis=1),
-    # positive part after the head sum (the heads' parts of one attention output, netted)
-    "agf_net": lambda a, g: np.maximum((a * g).sum(axis=1), 0.0) / a.shape[1],
+TENSORS = {  # the registered tensors (agf, af, gf, agf_net), and one tried only here:
+    **INFORMATION_TENSORS,
     # attention where the gradient is positive (the sign of the AGF term, not its size)
     "asf": lambda a, g: (a * (g > 0)).mean(axis=1),
 }
@@ -141,14 +138,9 @@ def delete_metrics(model, tok, ids, special, scores, target) -> dict:
         for c in counts(n_free, AOPC_FRACTIONS)
     ]
     p = class_probabilities(model, seqs, tok.pad_token_id, 64)[:, target]
-    shares = np.maximum(np.asarray(scores, float)[~special], 0.0)
-    ent = float("nan")
-    if shares.sum() > 0 and shares.size > 1:
-        q = shares / shares.sum()
-        q = q[q > 0]
-        ent = float(-(q * np.log(q)).sum() / np.log(shares.size))
     return {"aopc_delete": float(mean_drop(p[:1], p[None, 1:])[0]),
-            "lodds_delete": float(log_odds(p[:1], p[None, 1:])[0]), "entropy": ent}
+            "lodds_delete": float(log_odds(p[:1], p[None, 1:])[0]),
+            "entropy": share_entropy(scores, special)}
 
 
 def run(args) -> dict:

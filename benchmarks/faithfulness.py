@@ -27,8 +27,7 @@ from solver import machine  # noqa: E402
 from gaflow.api import DEFAULT_METHOD, known_methods  # noqa: E402
 from gaflow.evaluation.benchmark import BenchConfig, markdown_table, run_benchmark  # noqa: E402
 from gaflow.evaluation.faithfulness import METRICS  # noqa: E402
-from gaflow.flow.constructions import CONSTRUCTIONS  # noqa: E402
-from gaflow.flow.tensors import INFORMATION_TENSORS  # noqa: E402
+from gaflow.flow.constructions import flow_methods  # noqa: E402
 
 MODELS = {"sst2": "minilm-sst2", "imdb": "minilm-imdb", "ag_news": "minilm-agnews",
           "yelp_polarity": "minilm-yelp", "eraser_movies": "minilm-movies",
@@ -38,10 +37,6 @@ READING = "## Reading the table"
 #: the order of the sections in docs/results.md (other runs follow, sorted)
 ORDER = ["sst2-test", "ag_news-test", "ag_news", "sst2", "amazon_polarity", "yelp_polarity",
          "imdb", "eraser_movies"]
-
-
-def flows() -> set[str]:
-    return {*INFORMATION_TENSORS, *CONSTRUCTIONS}
 
 
 def headline(summary: dict, flow: str = "agf") -> list[str]:
@@ -54,7 +49,7 @@ def headline(summary: dict, flow: str = "agf") -> list[str]:
         if m not in methods[flow]:
             continue
         info = METRICS[m]
-        base = {k: e[m] for k, e in methods.items() if k not in flows() and m in e}
+        base = {k: e[m] for k, e in methods.items() if k not in flow_methods() and m in e}
         if not base:
             continue
         pick = max if info.higher_is_better else min

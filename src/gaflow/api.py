@@ -20,10 +20,10 @@ import torch
 from . import validate
 from .capture import capture, ensure_eager, resolve_targets
 from .errors import InputError, ModelError, UnknownNameError
-from .flow.constructions import CONSTRUCTIONS, DEFAULT_METHOD, flow_construction
+from .flow.constructions import DEFAULT_METHOD, flow_construction, flow_methods
 from .flow.graph import build_graph
 from .flow.routing import proportional_flow
-from .flow.tensors import INFORMATION_TENSORS, information_tensor
+from .flow.tensors import information_tensor
 from .result import Explanation
 from .solvers import FlowSolution, solve_flow
 
@@ -213,8 +213,7 @@ def known_methods() -> list[str]:
     constructions), then the baselines."""
     from .methods import METHODS
 
-    flows = [DEFAULT_METHOD, *INFORMATION_TENSORS, *CONSTRUCTIONS]
-    return list(dict.fromkeys([*flows, *METHODS]))
+    return list(dict.fromkeys([*flow_methods(), *METHODS]))
 
 
 def _n_special(tokenizer) -> int:

@@ -35,9 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument(
         "--method",
         default=None,
-        help=f"{DEFAULT_METHOD} (default), the paper's agf, af, gf, or a baseline (gaflow "
-        "methods: the list); a comma list (agf,af,gf) shows them side by side (table, html) or "
-        "as a JSON list",
+        help=f"{DEFAULT_METHOD} (default), the paper's agf, af, gf, or a baseline (attention, "
+        "rollout, gae, attcat, integrated_gradients, ...: README); a comma list (agf,af,gf) "
+        "shows them side by side (table, html) or as a JSON list",
     )
     ex.add_argument("--target", default=None, help="class index or label name (default: predicted)")
     ex.add_argument(

@@ -22,6 +22,7 @@ from .capture import differentiable, ensure_eager
 from .capture.linear_norm import linear_norms as _linear_norms
 from .errors import InputError, ModelError, UnknownNameError
 from .flow.seq2seq import (
+    check_residual,
     decoder_graph,
     encoder_decoder_graph,
     gradient_self_edges,
@@ -223,19 +224,14 @@ def explain_generation(
 
 
 def _check_residual(model, residual) -> None:
-    if isinstance(residual, str):
-        if residual != "gradient":
-            raise InputError(f"residual must be a number in [0, 1] or 'gradient', got {residual!r}")
-        kind = getattr(model.config, "model_type", None)
-        if kind not in PRE_NORM_MODEL_TYPES:
-            raise InputError(
-                f"residual='gradient' needs an additive (pre-norm) residual stream; model type "
-                f"{kind!r} is not among the checked ones "
-                f"({', '.join(sorted(PRE_NORM_MODEL_TYPES))}: gaflow.generation."
-                "PRE_NORM_MODEL_TYPES)")
-    elif isinstance(residual, bool) or not isinstance(residual, (int, float)) \
-            or not 0 <= residual <= 1:
-        raise InputError(f"residual must be a number in [0, 1] or 'gradient', got {residual!r}")
+    check_residual(residual)
+    kind = getattr(model.config, "model_type", None)
+    if residual == "gradient" and kind not in PRE_NORM_MODEL_TYPES:
+        raise InputError(
+            f"residual='gradient' needs an additive (pre-norm) residual stream; model type "
+            f"{kind!r} is not among the checked ones "
+            f"({', '.join(sorted(PRE_NORM_MODEL_TYPES))}: gaflow.generation."
+            "PRE_NORM_MODEL_TYPES)")
 
 
 @contextmanager

@@ -27,13 +27,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..capture.attention import OBJECTIVES
 from ..errors import InputError
-from .seq2seq import with_residual, with_self_edges
+from .seq2seq import check_residual, with_residual, with_self_edges
 from .tensors import INFORMATION_TENSORS
 
 ROUTINGS = ("central", "proportional")
 WEIGHTS = ("attention", "norms")
-OBJECTIVES = ("logit", "contrast")
 
 
 @dataclass(frozen=True)
@@ -95,10 +95,7 @@ def register_flow(name: str, tensor: str, *, residual: float | str = 0.0,
     if tensor not in INFORMATION_TENSORS:
         raise InputError(f"unknown information tensor {tensor!r}; known: "
                          f"{', '.join(INFORMATION_TENSORS)}")
-    if residual != "gradient" and (isinstance(residual, bool | str)
-                                   or not isinstance(residual, int | float)
-                                   or not 0 <= residual <= 1):
-        raise InputError(f"residual must be a number in [0, 1] or 'gradient', got {residual!r}")
+    check_residual(residual)
     if objective not in OBJECTIVES:
         raise InputError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
     if routing not in ROUTINGS:
@@ -108,6 +105,12 @@ def register_flow(name: str, tensor: str, *, residual: float | str = 0.0,
     spec = Construction(name, tensor, residual, objective, routing, description, weights)
     CONSTRUCTIONS[name] = spec
     return spec
+
+
+def flow_methods() -> list[str]:
+    """Every flow method: the default first, then the paper's tensors (and registered ones),
+    then the registered constructions."""
+    return list(dict.fromkeys([DEFAULT_METHOD, *INFORMATION_TENSORS, *CONSTRUCTIONS]))
 
 
 def flow_construction(method: str) -> Construction | None:

@@ -46,6 +46,16 @@ import numpy as np
 from ..errors import InputError
 
 
+def check_residual(residual) -> None:
+    """The residual option of generation and of flow constructions: a share in [0, 1] or
+    ``"gradient"`` (which architectures allow it is the caller's check)."""
+    if residual == "gradient":
+        return
+    if isinstance(residual, bool | str) or not isinstance(residual, int | float) \
+            or not 0 <= residual <= 1:
+        raise InputError(f"residual must be a number in [0, 1] or 'gradient', got {residual!r}")
+
+
 def with_residual(caps: np.ndarray, residual: float) -> np.ndarray:
     """(L, t, t) -> (1 - r) C + r diag(rowsum C), per layer."""
     if not 0 <= residual <= 1:

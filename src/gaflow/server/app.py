@@ -42,11 +42,10 @@ def create_app(model, tokenizer, model_name: str, max_chars: int = MAX_CHARS, to
 
     from .. import validate
     from ..api import explain
-    from ..flow.constructions import CONSTRUCTIONS, DEFAULT_METHOD
-    from ..flow.tensors import INFORMATION_TENSORS
+    from ..flow.constructions import DEFAULT_METHOD, flow_methods
     from ..viz.html import render_fragment
 
-    flows = list(dict.fromkeys([DEFAULT_METHOD, *INFORMATION_TENSORS, *CONSTRUCTIONS]))
+    flows = flow_methods()
 
     page = resources.files("gaflow.server").joinpath("index.html").read_text(encoding="utf-8")
     labels = [str(model.config.id2label[k]) for k in sorted(model.config.id2label)]
