@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import planted  # noqa: E402
 
 import gaflow.flow.seq2seq as seq2seq  # noqa: E402
-import gaflow.generation as generation  # noqa: E402
+import gaflow.generation.driver as generation  # noqa: E402
 from gaflow.generation import explain_generation  # noqa: E402
 
 ROW_RESIDUAL = seq2seq.with_residual

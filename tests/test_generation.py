@@ -10,6 +10,7 @@ import torch
 
 from gaflow.capture.linear_norm import linear_norm_forward as _linear_norm_forward
 from gaflow.capture.linear_norm import linear_norms as _linear_norms
+from gaflow.capture.sublayers import attention_outputs, match_attention
 from gaflow.errors import InputError, ModelError, UnknownNameError
 from gaflow.flow.seq2seq import (
     encoder_decoder_graph,
@@ -17,12 +18,7 @@ from gaflow.flow.seq2seq import (
     with_residual,
     with_self_edges,
 )
-from gaflow.generation import (
-    GenerationExplanation,
-    _attention_outputs,
-    _match_attention,
-    explain_generation,
-)
+from gaflow.generation import GenerationExplanation, explain_generation
 
 PROMPTS = ["the dog is very smart", "a bad film"]
 
@@ -155,16 +151,16 @@ def test_gradient_residual_stream_is_additive(gen_models, tokenizer, arch):
         lambda _m, _a, o, k=k: mlp_out.__setitem__(k, o)) for k in range(2)]
     ids = torch.tensor([tokenizer(PROMPTS[0])["input_ids"]])
     try:
-        with torch.no_grad(), _attention_outputs(model) as seen:
+        with torch.no_grad(), attention_outputs(model) as seen:
             if model.config.is_encoder_decoder:
                 out = model(input_ids=ids, decoder_input_ids=ids, output_attentions=True,
                             output_hidden_states=True)
-                subs = [_match_attention(seen, out.decoder_attentions),
-                        _match_attention(seen, out.cross_attentions)]
+                subs = [match_attention(seen, out.decoder_attentions),
+                        match_attention(seen, out.cross_attentions)]
                 hidden = out.decoder_hidden_states
             else:
                 out = model(input_ids=ids, output_attentions=True, output_hidden_states=True)
-                subs = [_match_attention(seen, out.attentions)]
+                subs = [match_attention(seen, out.attentions)]
                 hidden = out.hidden_states
     finally:
         for h in handles:

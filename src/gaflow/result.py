@@ -1,18 +1,88 @@
-"""``Explanation``: the typed result of :func:`gaflow.explain` (exact JSON round trip)."""
+"""The typed results: :class:`Explanation` (:func:`gaflow.explain`) and
+:class:`GenerationExplanation` (:func:`gaflow.explain_generation`), with one exact JSON round trip
+(:class:`JsonResult`)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
 
 import numpy as np
 
 FORMAT_VERSION = 1
 
 
-@dataclass
-class Explanation:
+def _plain(value):
+    """``value`` with NumPy arrays and scalars, tuples and nested containers as JSON types."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+class JsonResult:
+    """The JSON round trip of a result dataclass, exact (floats are written with ``repr``).
+
+    A document is ``{"format_version": 1, ["kind": KIND,] field: value, ...}`` in field order;
+    an optional field that is ``None`` is left out. Subclasses set ``KIND`` (``None``: no
+    ``kind`` key, as :class:`Explanation` documents have always been written) and ``READERS``:
+    per field, ``reader(value, document)`` turns the JSON value back into the field's type.
+    """
+
+    KIND: ClassVar[str | None] = None
+    READERS: ClassVar[dict[str, Callable[[Any, dict], Any]]] = {}
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"format_version": FORMAT_VERSION}
+        if self.KIND is not None:
+            out["kind"] = self.KIND
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if value is None and f.default is None:
+                continue
+            out[f.name] = _plain(value)
+        return out
+
+    def to_json(self, indent: int | None = None) -> str:
+        """JSON text; floats are written with ``repr`` so :meth:`from_json` is exact."""
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        version, kind = data.get("format_version"), data.get("kind", cls.KIND)
+        if version != FORMAT_VERSION or kind != cls.KIND:
+            raise ValueError(f"unsupported {cls.__name__} document: format_version {version!r}, "
+                             f"kind {kind!r} (expected {FORMAT_VERSION}, {cls.KIND!r})")
+        kwargs = {}
+        for f in fields(cls):  # type: ignore[arg-type]
+            if f.name in data:
+                read = cls.READERS.get(f.name)
+                kwargs[f.name] = data[f.name] if read is None else read(data[f.name], data)
+        return cls(**kwargs)
+
+    @classmethod
+    def from_json(cls, text: str):
+        return cls.from_dict(json.loads(text))
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()  # type: ignore[attr-defined]
+
+
+def _floats(value, _data) -> np.ndarray:
+    return np.asarray(value, dtype=np.float64)
+
+
+@dataclass(eq=False)
+class Explanation(JsonResult):
     """Attribution of one classifier prediction to its input tokens.
 
     Attributes:
@@ -48,6 +118,17 @@ class Explanation:
     config: dict[str, Any] = field(default_factory=dict)
     flows: np.ndarray | None = None
 
+    READERS = {
+        "scores": _floats,
+        "special": lambda v, _: np.asarray(v, dtype=bool),
+        "offsets": lambda v, _: [(int(a), int(b)) for a, b in v],
+        "flows": lambda v, _: None if v is None else _floats(v, _),
+        "target": lambda v, _: int(v),
+        "predicted": lambda v, _: int(v),
+        "probability": lambda v, _: float(v),
+        "flow_value": lambda v, _: float(v),
+    }
+
     def words(self) -> list[tuple[str, float]]:
         """Per-word scores (sum over a word's sub-word tokens); special tokens left out."""
         spans: dict[int, list[int]] = {}
@@ -61,55 +142,6 @@ class Explanation:
             word = self.text[start:end] if end > start else "".join(self.tokens[p] for p in pos)
             out.append((word, float(sum(self.scores[p] for p in pos))))
         return out
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "format_version": FORMAT_VERSION,
-            "text": self.text,
-            "tokens": list(self.tokens),
-            "scores": [float(s) for s in self.scores],
-            "special": [bool(s) for s in self.special],
-            "word_ids": list(self.word_ids),
-            "offsets": [[int(a), int(b)] for a, b in self.offsets],
-            "target": int(self.target),
-            "target_label": self.target_label,
-            "probability": float(self.probability),
-            "predicted": int(self.predicted),
-            "method": self.method,
-            "flow_value": float(self.flow_value),
-            "config": self.config,
-            **({} if self.flows is None else {"flows": np.asarray(self.flows).tolist()}),
-        }
-
-    def to_json(self, indent: int | None = None) -> str:
-        """JSON text; floats are written with ``repr`` so :meth:`from_json` is exact."""
-        return json.dumps(self.to_dict(), indent=indent)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Explanation:
-        version = data.get("format_version")
-        if version != FORMAT_VERSION:
-            raise ValueError(f"unsupported Explanation format_version {version!r}")
-        return cls(
-            text=data["text"],
-            tokens=list(data["tokens"]),
-            scores=np.asarray(data["scores"], dtype=np.float64),
-            special=np.asarray(data["special"], dtype=bool),
-            word_ids=list(data["word_ids"]),
-            offsets=[(int(a), int(b)) for a, b in data["offsets"]],
-            target=int(data["target"]),
-            target_label=data["target_label"],
-            probability=float(data["probability"]),
-            predicted=int(data["predicted"]),
-            method=data["method"],
-            flow_value=float(data["flow_value"]),
-            config=data["config"],
-            flows=None if data.get("flows") is None else np.asarray(data["flows"], dtype=float),
-        )
-
-    @classmethod
-    def from_json(cls, text: str) -> Explanation:
-        return cls.from_dict(json.loads(text))
 
     def to_html(self, others: list[Explanation] | None = None, title: str | None = None) -> str:
         """A self-contained HTML heat-map document; ``others`` (e.g. other methods for the same
@@ -145,7 +177,54 @@ class Explanation:
             }
         )
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Explanation):
-            return NotImplemented
-        return self.to_dict() == other.to_dict()
+
+@dataclass(eq=False)
+class GenerationExplanation(JsonResult):
+    """Per generated token, the share of the flow each earlier token carries.
+
+    Attributes:
+        prompt: the input text (the source text for an encoder-decoder).
+        tokens: the players' tokens: for a decoder, prompt + generated tokens (n + k); for an
+            encoder-decoder, source tokens (S) then decoder tokens (start token + generated).
+        generated: the k generated (or scored) tokens.
+        scores: (k, len(tokens)); row r is the attribution of generated token r. A player that
+            comes after the position read out for row r gets exactly 0 (causality).
+        flow_values: (k,) the flow value of each row (= the row sum: efficiency).
+        n_source: number of source tokens (0 for a decoder; then the first n_prompt tokens
+            are the prompt).
+        n_prompt: number of prompt tokens (decoder) or of source tokens (encoder-decoder).
+        architecture: ``"decoder"`` or ``"encoder-decoder"``.
+        method: ``agf``, ``af`` or ``gf``.
+        config: options, model and versions.
+    """
+
+    prompt: str
+    tokens: list[str]
+    generated: list[str]
+    scores: np.ndarray
+    flow_values: np.ndarray
+    n_source: int
+    n_prompt: int
+    architecture: str
+    method: str
+    config: dict[str, Any] = field(default_factory=dict)
+
+    KIND = "generation"
+    READERS = {
+        "scores": lambda v, d: _floats(v, d).reshape(len(d["generated"]), len(d["tokens"])),
+        "flow_values": _floats,
+        "n_source": lambda v, _: int(v),
+        "n_prompt": lambda v, _: int(v),
+    }
+
+    def shares(self) -> np.ndarray:
+        """Rows divided by their flow value (each row sums to 1)."""
+        v = np.where(self.flow_values > 0, self.flow_values, 1.0)
+        return self.scores / v[:, None]
+
+    def to_table(self, top: int = 3) -> str:
+        """Plain-text table: each generated token with its ``top`` contributing tokens
+        (:func:`gaflow.viz.text.generation_table`)."""
+        from .viz.text import generation_table
+
+        return generation_table(self, top=top)

@@ -161,6 +161,15 @@ def max_length(value, n_special: int, model_limit: int) -> int:
     return min(int(value), model_limit)
 
 
+def backend(value) -> str:
+    """A flow-solver backend name (:data:`gaflow.solvers.api.BACKENDS`)."""
+    from .solvers.api import BACKENDS
+
+    if not isinstance(value, str) or value not in BACKENDS:
+        raise InputError(f"unknown backend {value!r}; known: {', '.join(BACKENDS)}")
+    return value
+
+
 def device(backend: str, value):
     """``None`` or a usable torch device for ``backend="torch"``; anything else is an error
     that names the device (``"bogus"``, ``"cuda"`` without CUDA, ``"cuda:3"`` of 1 GPU)."""

@@ -20,7 +20,7 @@ sys.path.insert(0, "tests")
 
 from planted import LENGTH, SPECIAL, SYMBOLS, tokenizer  # noqa: E402
 
-import gaflow.generation as gen  # noqa: E402
+import gaflow.generation.driver as gen  # noqa: E402
 
 KEEP = 24
 TASKS = {
@@ -61,9 +61,10 @@ def collect() -> list:
     real = gen.solve_flow
 
     def record(caps, outputs=None, mu=None, tokens=None, rtol=1e-6, **kw):
-        seen.append((np.array(caps, dtype=float),
-                     None if outputs is None else np.array(outputs),
-                     None if tokens is None else np.array(tokens)))
+        n = len(caps)  # explain_generation solves all its graphs in one batched call
+        for c, o, m in zip(caps, outputs or [None] * n, tokens or [None] * n, strict=True):
+            seen.append((np.array(c, dtype=float), None if o is None else np.array(o),
+                         None if m is None else np.array(m)))
         return real(caps, outputs, mu=mu, tokens=tokens, rtol=rtol, **kw)
 
     gen.solve_flow = record
