@@ -319,3 +319,101 @@ def test_cli_generate(gen_models, tokenizer, tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["explain", "--generate", "the dog", "--model", str(folder), "--residual", "x"])
     assert "'gradient'" in capsys.readouterr().err
+
+
+def _old_greedy(model, ids, max_new_tokens, eos, start=None):
+    """The hand-written loop explain_generation decoded with before model.generate (no cache):
+    the oracle of the parity test."""
+    new: list[int] = []
+    for _ in range(max_new_tokens):
+        if start is None:
+            logits = model(input_ids=torch.tensor([ids + new])).logits
+        else:
+            logits = model(input_ids=torch.tensor([ids]),
+                           decoder_input_ids=torch.tensor([[start, *new]])).logits
+        new.append(int(logits[0, -1].argmax()))
+        if eos is not None and new[-1] == eos:
+            break
+    return new
+
+
+@pytest.mark.parametrize("arch", [*ARCHS, "mbart"])
+def test_generate_equals_the_old_greedy_loop(gen_models, tokenizer, arch):
+    """model.generate (KV cache) gives the old loop's tokens, with and without a stop token,
+    and the model's own generation config (BART's forced end token) is set aside."""
+    from gaflow.generation.decoding import greedy
+
+    model = gen_models[arch]
+    start = model.config.decoder_start_token_id if model.config.is_encoder_decoder else None
+    config = model.generation_config
+    for prompt in PROMPTS:
+        ids = tokenizer(prompt)["input_ids"]
+        for eos in (None, 3):  # 3: the models' own end token (the test tokenizer has none)
+            with torch.no_grad():
+                old = _old_greedy(model, ids, 6, eos, start)
+            assert greedy(model, ids, 6, eos, pad=0, decoder_start=start) == old
+    assert model.generation_config is config
+    e = explain_generation(model, tokenizer, PROMPTS[0], max_new_tokens=6, residual=0.0)
+    with torch.no_grad():
+        old = _old_greedy(model, tokenizer(PROMPTS[0])["input_ids"], 6, None, start)
+    assert e.generated == tokenizer.convert_ids_to_tokens(old)
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "t5"])
+def test_one_batched_solve_equals_per_position_solves(gen_models, tokenizer, arch, monkeypatch):
+    import gaflow.generation.driver as driver
+
+    calls = []
+    real = driver.solve_flow
+
+    def record(caps, outputs, **kw):
+        calls.append((caps, outputs, kw))
+        return real(caps, outputs, **kw)
+
+    monkeypatch.setattr(driver, "solve_flow", record)
+    exps = explain_generation(gen_models[arch], tokenizer, PROMPTS, max_new_tokens=3,
+                              exclude_first=arch == "gpt2")
+    assert len(calls) == 1
+    caps, outputs, kw = calls[0]
+    assert len(caps) == sum(len(e.generated) for e in exps) == 6
+    k = 0
+    for r in range(3):  # the graphs come position by position, prompt by prompt
+        for e in exps:
+            one = real(caps[k], outputs[k], mu=kw["mu"], tokens=kw["tokens"][k], rtol=kw["rtol"])
+            np.testing.assert_array_equal(e.scores[r, : one.attributions.size], one.attributions)
+            assert not e.scores[r, one.attributions.size :].any() and e.flow_values[r] == one.value
+            k += 1
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "bart"])
+def test_torch_backend_equals_numpy(gen_models, tokenizer, arch):
+    ref = explain_generation(gen_models[arch], tokenizer, PROMPTS, max_new_tokens=3)
+    got = explain_generation(gen_models[arch], tokenizer, PROMPTS, max_new_tokens=3,
+                             backend="torch", device="cpu")
+    for a, b in zip(ref, got, strict=True):
+        assert a.generated == b.generated and b.config["backend"] == "torch"
+        # both solve to rtol=1e-6 of the largest flow
+        np.testing.assert_allclose(b.scores, a.scores, rtol=0, atol=1e-5 * a.scores.max())
+        np.testing.assert_allclose(b.flow_values, a.flow_values, rtol=1e-5)
+
+
+def test_backend_and_device_are_checked_first(gen_models, tokenizer):
+    model = gen_models["gpt2"]
+    with pytest.raises(InputError, match="unknown backend 'jax'"):
+        explain_generation(model, tokenizer, "the dog", backend="jax")
+    with pytest.raises(InputError, match="backend='torch' only"):
+        explain_generation(model, tokenizer, "the dog", device="cpu")
+    with pytest.raises(InputError, match="unknown device 'bogus'"):
+        explain_generation(model, tokenizer, "the dog", backend="torch", device="bogus")
+    with pytest.raises(InputError, match="mu"):
+        explain_generation(model, tokenizer, "the dog", mu=-1.0)
+
+
+def test_text_table(gen_models, tokenizer):
+    from gaflow.generation import generation_table
+    from gaflow.viz.text import generation_table as table
+
+    e = explain_generation(gen_models["t5"], tokenizer, "the dog", continuation="is smart")
+    assert generation_table is table and e.to_table() == table(e)
+    lines = e.to_table(top=1).splitlines()
+    assert len(lines) == 2 + 2 and "encoder-decoder" in lines[0] and "%" in lines[2]

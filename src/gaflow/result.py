@@ -56,7 +56,7 @@ class JsonResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]):
-        version, kind = data.get("format_version"), data.get("kind", cls.KIND)
+        version, kind = data.get("format_version"), data.get("kind")
         if version != FORMAT_VERSION or kind != cls.KIND:
             raise ValueError(f"unsupported {cls.__name__} document: format_version {version!r}, "
                              f"kind {kind!r} (expected {FORMAT_VERSION}, {cls.KIND!r})")
