@@ -15,6 +15,7 @@ from gaflow.errors import InputError, ModelError, UnknownNameError
 from gaflow.flow.seq2seq import (
     encoder_decoder_graph,
     gradient_self_edges,
+    stream_self_edges,
     with_residual,
     with_self_edges,
 )
@@ -63,6 +64,7 @@ def gen_models(tokenizer):
 
 ARCHS = ["gpt2", "llama", "t5", "bart", "marian"]
 PRE_NORM = ["gpt2", "llama", "t5", "mbart"]  # residual="gradient" (additive residual stream)
+POST_NORM = ["bart", "marian"]  # residual="gradient" (the stream at each layer's residual sum)
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -112,7 +114,7 @@ def test_errors(gen_models, tokenizer):
         explain_generation(gen_models["gpt2"], tokenizer, "the dog", max_new_tokens=0)
 
 
-@pytest.mark.parametrize("arch", PRE_NORM)
+@pytest.mark.parametrize("arch", PRE_NORM + POST_NORM)
 def test_gradient_residual_finite_efficient_causal(gen_models, tokenizer, arch):
     e = explain_generation(gen_models[arch], tokenizer, PROMPTS[0], max_new_tokens=3,
                            residual="gradient")
@@ -127,7 +129,7 @@ def test_gradient_residual_finite_efficient_causal(gen_models, tokenizer, arch):
     assert not np.allclose(plain.scores, e.scores)  # the self-edges change the flow
 
 
-@pytest.mark.parametrize("arch", ["gpt2", "mbart"])
+@pytest.mark.parametrize("arch", ["gpt2", "mbart", "bart"])
 def test_gradient_residual_batch_equals_one_by_one(gen_models, tokenizer, arch):
     model = copy.deepcopy(gen_models[arch]).double()
     batch = explain_generation(model, tokenizer, PROMPTS, max_new_tokens=3, residual="gradient")
@@ -169,7 +171,29 @@ def test_gradient_residual_stream_is_additive(gen_models, tokenizer, arch):
     torch.testing.assert_close(rest, mlp_out[0], rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("arch", PRE_NORM)
+@pytest.mark.parametrize("arch", POST_NORM)
+def test_post_norm_residual_sum(gen_models, tokenizer, arch):
+    """What residual="gradient" assumes of a post-norm type: in every encoder and decoder layer
+    the first LayerNorm reads the stream entering the layer plus its self-attention output."""
+    from gaflow.capture.stream import first_layer_norms, norm_inputs
+    from gaflow.generation.strategies import EncoderDecoder
+
+    model = gen_models[arch]
+    norms = [first_layer_norms(layers) for layers in EncoderDecoder().layers(model)]
+    ids = torch.tensor([tokenizer(PROMPTS[0])["input_ids"]])
+    with torch.no_grad(), attention_outputs(model) as seen, \
+            norm_inputs([m for ns in norms for m in ns]) as sums:
+        out = model(input_ids=ids, decoder_input_ids=ids[:, :4], output_attentions=True,
+                    output_hidden_states=True)
+        enc = match_attention(seen, out.encoder_attentions)
+        dec = match_attention(seen, out.decoder_attentions)
+    assert len(sums) == 4
+    for k in range(2):
+        torch.testing.assert_close(sums[k], out.encoder_hidden_states[k] + enc[k])
+        torch.testing.assert_close(sums[2 + k], out.decoder_hidden_states[k] + dec[k])
+
+
+@pytest.mark.parametrize("arch", PRE_NORM + POST_NORM)
 def test_linear_norms_keep_forward_values(gen_models, tokenizer, arch):
     model = gen_models[arch]
     ids = torch.tensor([tokenizer(PROMPTS[0])["input_ids"]])
@@ -225,9 +249,20 @@ def test_gradient_self_edges_by_hand():
     assert caps.sum() == 8  # the input is not changed
 
 
+def test_stream_self_edges_by_hand():
+    grads = np.array([[[1.0, 2.0], [0.5, -1.0]], [[-1.0, 0.0], [2.0, 2.0]]])  # (L=2, t=2, d=2)
+    hidden = np.array([[[3.0, 1.0], [4.0, 4.0]], [[1.0, 5.0], [0.25, 0.5]]])
+    # g . h per (layer, token): 5, -2 -> 0, -1 -> 0, 1.5; over H = 2 heads
+    np.testing.assert_allclose(stream_self_edges(grads, hidden, heads=2), [[2.5, 0], [0, 0.75]])
+    with pytest.raises(InputError, match="shapes"):
+        stream_self_edges(grads, hidden[:1], heads=2)
+
+
 def test_gradient_residual_errors(gen_models, tokenizer):
+    odd = copy.deepcopy(gen_models["gpt2"])
+    odd.config.model_type = "opt"  # a type whose layout is not among the checked ones
     with pytest.raises(InputError, match="pre-norm"):
-        explain_generation(gen_models["bart"], tokenizer, "the dog", residual="gradient")
+        explain_generation(odd, tokenizer, "the dog", residual="gradient")
     with pytest.raises(InputError, match="'gradient'"):
         explain_generation(gen_models["gpt2"], tokenizer, "the dog", residual="grad")
     with pytest.raises(InputError, match=r"\[0, 1\]"):
@@ -242,6 +277,7 @@ def test_default_residual_is_measured_where_supported(gen_models, tokenizer):
     np.testing.assert_array_equal(pre.scores, explicit.scores)
     post = explain_generation(gen_models["bart"], tokenizer, "the dog", max_new_tokens=2)
     assert post.config["residual"] == 0.0  # BART is post-norm: the paper's plain graph
+    # (residual="gradient" is there for it, on request: test_gradient_residual_finite_...)
 
 
 def test_encoder_decoder_graph_by_hand():
@@ -277,9 +313,8 @@ def test_planted_truth(capsys, monkeypatch):
             for opts in ({"residual": 0.0}, {"residual": 0.5},
                          {"residual": 0.5, "exclude_first": True}, {"residual": "gradient"},
                          {"residual": "gradient", "exclude_first": True}):
-                if name == "encoder-decoder" and ("exclude_first" in opts
-                                                  or opts.get("residual") == "gradient"):
-                    continue  # BART is post-norm: no gradient residual
+                if name == "encoder-decoder" and "exclude_first" in opts:
+                    continue  # decoders only
                 acc, task = planted.peak_accuracy(model, tok, method, n=20, **opts)
                 assert task == 1.0, "the planted model must solve its task"
                 res[(name, method, tuple(sorted(opts.items())))] = acc
@@ -295,6 +330,7 @@ def test_planted_truth(capsys, monkeypatch):
     assert res[("decoder", "agf", (("residual", "gradient"),))] >= 0.9
     assert res[("decoder", "agf", (("exclude_first", True), ("residual", "gradient")))] >= 0.9
     assert res[("encoder-decoder (mBART)", "agf", (("residual", "gradient"),))] >= 0.9
+    assert res[("encoder-decoder", "agf", (("residual", "gradient"),))] >= 0.9  # post-norm BART
 
 
 def test_cli_generate(gen_models, tokenizer, tmp_path, capsys):

@@ -48,8 +48,14 @@ def attention_norms(model: torch.nn.Module, n_layers: int) -> list[torch.nn.Laye
             f"type {kind!r} is not one of {', '.join(sorted(POST_NORM_ENCODERS))} "
             "(gaflow.capture.stream.POST_NORM_ENCODERS)"
         )
+    return first_layer_norms(layer_modules(model, n_layers))
+
+
+def first_layer_norms(layers: list[torch.nn.Module]) -> list[torch.nn.LayerNorm]:
+    """Per layer, its first LayerNorm: in a post-norm layer the one that reads ``h_l + o_l``
+    (also BART's and Marian's encoder and decoder layers, ``self_attn_layer_norm``)."""
     norms = []
-    for k, layer in enumerate(layer_modules(model, n_layers)):
+    for k, layer in enumerate(layers):
         found = next((m for m in layer.modules() if isinstance(m, torch.nn.LayerNorm)), None)
         if found is None:
             raise ModelError(f"layer {k} has no LayerNorm")

@@ -159,3 +159,27 @@ def gradient_self_edges(grads: np.ndarray, hidden: np.ndarray,
     per_layer = len(subs) + 1  # layer l reads the embeddings and l layers' parts
     used = np.arange(len(parts))[None, :] <= per_layer * np.arange(n_layers)[:, None]
     return np.einsum("lki,lk->li", contrib, used.astype(float)) / heads
+
+
+def stream_self_edges(grads: np.ndarray, hidden: np.ndarray, heads: int) -> np.ndarray:
+    """Self-edge capacities of ``residual="gradient"`` for a post-norm stack (BART, Marian):
+    ``max(g_l[i] . h_l[i], 0) / H``.
+
+    In a post-norm layer the stream ``h_l`` and the self-attention output meet in the sum
+    ``x_l = h_l + o_l`` that the layer's first LayerNorm reads; ``g_l`` is the gradient at
+    ``x_l`` (normalisations linearised). Each LayerNorm rescales the stream, so it is not a sum
+    of the earlier layers' outputs and is taken as one part (the encoder classifiers' self-edge,
+    :mod:`gaflow.capture.stream`).
+
+    Args:
+        grads: (L, t, d) gradient of the target at each layer's residual sum.
+        hidden: (L, t, d) stream entering each layer.
+        heads: attention heads per layer (the head mean of ``agf``).
+
+    Returns:
+        (L, t) non-negative self-edge capacities.
+    """
+    if grads.ndim != 3 or hidden.shape != grads.shape:
+        raise InputError(f"shapes do not fit: grads {grads.shape}, hidden {hidden.shape} "
+                         "(expected equal (L, t, d))")
+    return np.maximum(np.einsum("lid,lid->li", grads, hidden), 0.0) / heads

@@ -13,10 +13,16 @@ in :mod:`gaflow.flow.seq2seq`, the text table in :mod:`gaflow.viz.text`.
 
 from ..result import GenerationExplanation
 from ..viz.text import generation_table
-from .driver import PRE_NORM_MODEL_TYPES, explain_generation, load_generator
+from .driver import (
+    POST_NORM_MODEL_TYPES,
+    PRE_NORM_MODEL_TYPES,
+    explain_generation,
+    load_generator,
+)
 
 __all__ = [
     "GenerationExplanation",
+    "POST_NORM_MODEL_TYPES",
     "PRE_NORM_MODEL_TYPES",
     "explain_generation",
     "generation_table",

@@ -18,9 +18,16 @@ import torch
 from .. import validate
 from ..capture import differentiable, ensure_eager
 from ..capture.linear_norm import linear_norms
+from ..capture.stream import first_layer_norms, norm_inputs
 from ..capture.sublayers import attention_outputs, match_attention
-from ..errors import InputError, UnknownNameError
-from ..flow.seq2seq import check_residual, gradient_self_edges, with_residual, with_self_edges
+from ..errors import InputError, ModelError, UnknownNameError
+from ..flow.seq2seq import (
+    check_residual,
+    gradient_self_edges,
+    stream_self_edges,
+    with_residual,
+    with_self_edges,
+)
 from ..flow.tensors import INFORMATION_TENSORS
 from ..result import GenerationExplanation
 from ..solvers import solve_flow
@@ -33,6 +40,11 @@ PRE_NORM_MODEL_TYPES: set[str] = {
     "gpt2", "gpt_bigcode", "gpt_neox", "gptj", "llama", "mistral", "mixtral", "qwen2", "qwen3",
     "phi3", "mbart", "t5", "mt5",
 }
+
+#: Encoder-decoder types whose layers are post-norm (``LN(h + attn(h))``, BART's layout), as
+#: ``residual="gradient"`` reads them: the stream entering a layer and its self-attention output
+#: meet in a sum that the layer's first LayerNorm reads (checked in tests/test_generation.py).
+POST_NORM_MODEL_TYPES: set[str] = {"bart", "marian"}
 
 
 def explain_generation(
@@ -62,12 +74,14 @@ def explain_generation(
         exclude_first: leave the first position out of the graph (decoders; the first token is
             an attention sink that otherwise collects most of the flow, see README).
         residual: share of each node's own stream kept as a self-edge (0 = plain GAF, the
-            paper's construction), or ``"gradient"`` (pre-norm models, see
-            ``PRE_NORM_MODEL_TYPES``): the self-edge is the positive gradient x activation of
-            the stream's parts, in the units of ``agf``, with every gradient taken through
-            linearised normalisations (docs/generation.md). ``None`` (default): ``"gradient"``
-            where the model type supports it (on the planted copy tasks it peaks on the copied
-            token where plain GAF mostly does not), else 0; the value used is in ``config``.
+            paper's construction), or ``"gradient"``: the self-edge is the positive gradient x
+            activation of the stream's parts (pre-norm models, ``PRE_NORM_MODEL_TYPES``) or of
+            the stream at each layer's first residual sum (post-norm encoder-decoders,
+            ``POST_NORM_MODEL_TYPES``), in the units of ``agf``, with every gradient taken
+            through linearised normalisations (docs/generation.md). ``None`` (default):
+            ``"gradient"`` for the pre-norm types (on the planted copy tasks it peaks on the
+            copied token where plain GAF mostly does not), else 0; the value used is in
+            ``config``.
         cross_weight: encoder-decoders: share of a decoder node's inflow from cross-attention.
         mu, rtol: solver options as in :func:`gaflow.explain`.
         stop_at_eos: end a greedy generation at the tokenizer's end-of-sequence token.
@@ -124,12 +138,12 @@ def explain_generation(
 def _check_residual(model, residual) -> None:
     check_residual(residual)
     kind = getattr(model.config, "model_type", None)
-    if residual == "gradient" and kind not in PRE_NORM_MODEL_TYPES:
+    if residual == "gradient" and kind not in PRE_NORM_MODEL_TYPES | POST_NORM_MODEL_TYPES:
         raise InputError(
-            f"residual='gradient' needs an additive (pre-norm) residual stream; model type "
-            f"{kind!r} is not among the checked ones "
-            f"({', '.join(sorted(PRE_NORM_MODEL_TYPES))}: gaflow.generation."
-            "PRE_NORM_MODEL_TYPES)")
+            f"residual='gradient' needs a residual stream of known layout, pre-norm "
+            f"({', '.join(sorted(PRE_NORM_MODEL_TYPES))}) or post-norm encoder-decoder "
+            f"({', '.join(sorted(POST_NORM_MODEL_TYPES))}); model type {kind!r} is not among "
+            "the checked ones (gaflow.generation.PRE_NORM_MODEL_TYPES, POST_NORM_MODEL_TYPES)")
 
 
 def _info(method: str, a: np.ndarray, g: np.ndarray, causal: bool = False) -> np.ndarray:
@@ -159,32 +173,37 @@ def _config(model, opts, extra) -> dict:
 
 class _Recorded:
     """One stack's arrays (B, L, ...): attention and cross-attention weights, and for the
-    gradient residual the stream entering each layer and the sub-blocks' outputs."""
+    gradient residual the stream entering each layer and, pre-norm, the sub-blocks' outputs
+    (``mids``: the self-attention outputs, whose gradients are taken) or, post-norm, the
+    residual sums the layers' first LayerNorms read (``sums``, gradients taken)."""
 
-    def __init__(self, stack: Stack, seen: list | None):
+    def __init__(self, stack: Stack, seen: list | None, sums: list | None = None):
         self.stack = stack
         self.att = _np(stack.attentions)
         self.heads = self.att.shape[2]
         self.cross = None if stack.cross is None else _np(stack.cross)
         self.mids: list[torch.Tensor] = []
-        if seen is not None:  # residual="gradient"
-            n_layers = len(stack.attentions)
+        self.sums: list[torch.Tensor] = sums or []
+        n_layers = len(stack.attentions)
+        if seen is not None or sums:  # residual="gradient"
+            self.hidden = _np(stack.hidden[:n_layers])
+        if seen is not None:  # pre-norm: the stream split into its parts
             self.mids = match_attention(seen, stack.attentions)
             subs = [self.mids] + ([] if stack.cross is None else
                                   [match_attention(seen, stack.cross)])
-            self.hidden = _np(stack.hidden[:n_layers])
             self.subs = [_np(s) for s in subs]
 
     def targets(self) -> list[torch.Tensor]:
         """What the gradient is taken with respect to (the order :meth:`gradients` reads)."""
-        return [*self.stack.attentions, *(self.stack.cross or ()), *self.mids]
+        return [*self.stack.attentions, *(self.stack.cross or ()), *self.mids, *self.sums]
 
     def gradients(self, grads: Sequence[torch.Tensor]) -> tuple:
         """The gradients of :meth:`targets` as (B, L, ...) arrays: attention, cross-attention
-        (``None`` without), sub-block outputs (``None`` without the gradient residual)."""
+        (``None`` without), sub-block outputs or residual sums (``None`` without the gradient
+        residual)."""
         n = len(self.stack.attentions)
         return (_np(grads[:n]), None if self.cross is None else _np(grads[n : 2 * n]),
-                _np(grads[-n:]) if self.mids else None)
+                _np(grads[-n:]) if self.mids or self.sums else None)
 
     def blocks(self, grads: tuple, b: int, n: int, m: int, opts) -> tuple:
         """Example ``b``'s (self, cross) capacities over its first ``n`` positions (cross-
@@ -195,10 +214,13 @@ class _Recorded:
         cross = None
         if self.cross is not None:
             cross = _info(opts["method"], self.cross[b][:, :, :n, :m], g_cross[b][:, :, :n, :m])
-        if g_mid is not None:
+        if self.mids:
             own = with_self_edges(own, gradient_self_edges(
                 g_mid[b][:, :n], self.hidden[b][:, :n], [s[b][:, :n] for s in self.subs],
                 self.heads))
+        elif self.sums:
+            own = with_self_edges(own, stream_self_edges(
+                g_mid[b][:, :n], self.hidden[b][:, :n], self.heads))
         else:
             own = with_residual(own, opts["residual"])
         return own, cross
@@ -208,12 +230,24 @@ def _graphs(model, tokenizer, strategy, items: list[Item], opts) -> list[tuple]:
     """Every (example b, row r, capacities, outputs, token mask) graph of the batch."""
     device = next(model.parameters()).device
     grad_res = opts["residual"] == "gradient"
+    post_norm = grad_res and getattr(model.config, "model_type", None) in POST_NORM_MODEL_TYPES
+    norms = [first_layer_norms(layers) for layers in strategy.layers(model)] if post_norm else []
     graphs = []
     with torch.enable_grad(), differentiable(model), linear_norms(model, grad_res), \
-            attention_outputs(model, grad_res) as seen:
+            attention_outputs(model, grad_res and not post_norm) as seen, \
+            norm_inputs([m for ns in norms for m in ns], post_norm) as sums:
         out = model(**strategy.inputs(tokenizer, items, device), output_attentions=True,
                     output_hidden_states=grad_res)
-        stacks = [_Recorded(s, seen if grad_res else None) for s in strategy.stacks(out)]
+        if post_norm:  # every stack's residual sums, in the order the layers ran
+            if len(sums) != sum(len(ns) for ns in norms):
+                raise ModelError(f"found {len(sums)} residual sums for "
+                                 f"{sum(len(ns) for ns in norms)} layers")
+            cuts = np.cumsum([0, *(len(ns) for ns in norms)])
+            per = [sums[a:z] for a, z in zip(cuts[:-1], cuts[1:], strict=True)]
+            stacks = [_Recorded(s, None, p) for s, p in zip(strategy.stacks(out), per,
+                                                           strict=True)]
+        else:
+            stacks = [_Recorded(s, seen if grad_res else None) for s in strategy.stacks(out)]
         seen.clear()
         wrt = [t for s in stacks for t in s.targets()]
         k_max = max(len(it.generated) for it in items)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..batching import pad_ids
+from ..capture.stream import layer_count, layer_modules
 from ..errors import InputError, ModelError
 from ..flow.seq2seq import decoder_graph, encoder_decoder_graph
 from ..result import GenerationExplanation
@@ -83,6 +84,10 @@ class DecoderOnly:
             raise ModelError("the model returned no attentions; load it with eager attention")
         return [Stack(out.attentions, out.hidden_states, None, causal=True)]
 
+    def layers(self, model) -> list[list]:
+        """Per stack, its transformer layers."""
+        return [layer_modules(model, layer_count(model))]
+
     def readout(self, item: Item, r: int) -> int:
         return len(item.ids) - 1 + r
 
@@ -136,6 +141,12 @@ class EncoderDecoder:
         return [Stack(out.encoder_attentions, out.encoder_hidden_states, None, causal=False),
                 Stack(out.decoder_attentions, out.decoder_hidden_states, out.cross_attentions,
                       causal=True)]
+
+    def layers(self, model) -> list[list]:
+        """Per stack (encoder, decoder), its transformer layers."""
+        config = model.config
+        return [layer_modules(model.get_encoder(), config.encoder_layers),
+                layer_modules(model.get_decoder(), config.decoder_layers)]
 
     def readout(self, item: Item, r: int) -> int:
         return r
