@@ -8,6 +8,7 @@ Usage: python benchmarks/generation.py   (writes benchmarks/results/generation.m
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -61,6 +62,7 @@ def main() -> None:
             tf.T5Config(attn_implementation="eager", decoder_start_token_id=0)),
     }
     prompt = " ".join(str(i) for i in np.random.default_rng(0).integers(100, 30000, 128))
+    load = os.getloadavg()[0]  # the machine may be shared: the timings mean little above 1
     rows = []
     for name, model in models.items():
         model.eval()
@@ -79,7 +81,8 @@ def main() -> None:
                 rows.append((name, residual, backend, len(e.tokens), total, sum(calls)))
                 print(*rows[-1][:3], f"{total:.1f} s", f"{sum(calls):.2f} s", flush=True)
     lines = ["# explain_generation timing (128-token prompt, 4 generated tokens, agf)", "",
-             f"Machine: {machine()}. Random weights (timing only). "
+             f"Machine: {machine()}, load average {load:.1f} at the start. Random weights "
+             "(timing only). "
              "`python benchmarks/generation.py`.", "",
              "| model | residual | solver | players | total (generate + capture + solve) "
              "| solve (4 graphs, one call) |",
