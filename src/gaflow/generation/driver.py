@@ -83,7 +83,8 @@ def explain_generation(
             copied token where plain GAF mostly does not), else 0; the value used is in
             ``config``.
         cross_weight: encoder-decoders: share of a decoder node's inflow from cross-attention.
-        mu, rtol: solver options as in :func:`gaflow.explain`.
+        mu: solver option as in :func:`gaflow.explain`.
+        rtol: solver option as in :func:`gaflow.explain`.
         stop_at_eos: end a greedy generation at the tokenizer's end-of-sequence token.
         backend: flow solver, ``"numpy"`` (one graph at a time) or ``"torch"`` (all graphs of
             the call solved together, batched Cholesky); see :func:`gaflow.solve_flow`.
