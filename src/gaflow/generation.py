@@ -298,7 +298,7 @@ def _np(ts) -> np.ndarray:
 
 
 def _config(model, opts, extra) -> dict:
-    from .api import _versions
+    from .info import versions as _versions
 
     return {**opts, **extra, "model": getattr(model.config, "_name_or_path", "")
             or model.__class__.__name__, "model_class": model.__class__.__name__,
