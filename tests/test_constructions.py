@@ -136,3 +136,19 @@ def test_measured_residual_needs_post_norm_encoder(tokenizer):
     with pytest.raises(gaflow.ModelError, match="post-norm encoder"):
         gaflow.explain(model, tokenizer, "a dull film")
     assert gaflow.explain(model, tokenizer, "a dull film", method="agf").flow_value >= 0
+
+
+@pytest.mark.parametrize("routing", ["central", "proportional"])
+def test_empty_flow_warns(tiny_bert, registered, routing):
+    """No positive capacity into the output: every score is 0, and the user is told so."""
+    model, tok = tiny_bert
+    gaflow.flow.tensors.register_tensor("zero_test", lambda a, g: a.mean(axis=1) * 0.0)
+    try:
+        name = f"test_empty_{routing}"
+        gaflow.register_flow(name, "zero_test", routing=routing)
+        with pytest.warns(gaflow.EmptyFlowWarning, match="no flow reaches the output"):
+            exps = gaflow.explain(model, tok, [TEXT, "bad"], method=name)
+        assert all(e.flow_value == 0 and not e.scores.any() for e in exps)
+    finally:
+        gaflow.flow.tensors.INFORMATION_TENSORS.pop("zero_test")
+        gaflow.methods.METHODS.pop(f"test_empty_{routing}", None)

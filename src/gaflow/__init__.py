@@ -7,7 +7,14 @@ Public names (stable): :func:`explain`, :func:`solve_flow`, :func:`load_model`,
 """
 
 from .api import explain, load_model
-from .errors import ConvergenceWarning, GaflowError, InputError, ModelError, UnknownNameError
+from .errors import (
+    ConvergenceWarning,
+    EmptyFlowWarning,
+    GaflowError,
+    InputError,
+    ModelError,
+    UnknownNameError,
+)
 from .generation import GenerationExplanation, explain_generation
 from .info import versions
 from .methods import Method, list_methods, register_flow, register_method, register_tensor
@@ -18,6 +25,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConvergenceWarning",
+    "EmptyFlowWarning",
     "Explanation",
     "FlowSolution",
     "GaflowError",

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..flow.constructions import DEFAULT_METHOD
 from ..info import versions
 from .faithfulness import (
     AOPC_FRACTIONS,
@@ -292,10 +293,10 @@ def write_results(cfg: BenchConfig, records: dict[str, list[dict]], out: Path, w
         what = "deleted" if mode == "delete" else f"replaced by [{mode.upper()}]"
         title = f"{cfg.dataset}/{cfg.split}, {cfg.model}: top-k% tokens {what}"
         curve_plot(curves_p, out / f"aopc_{mode}.png", title=title, xlabel="% of tokens",
-                   ylabel="p(ŷ|x) − p(ŷ|x̃)  (higher = more faithful)", highlight="agf",
+                   ylabel="p(ŷ|x) − p(ŷ|x̃)  (higher = more faithful)", highlight=DEFAULT_METHOD,
                    overwrite=True)
         curve_plot(curves_l, out / f"lodds_{mode}.png", title=title, xlabel="% of tokens",
-                   ylabel="log p(ŷ|x̃)/p(ŷ|x)  (lower = more faithful)", highlight="agf",
+                   ylabel="log p(ŷ|x̃)/p(ŷ|x)  (lower = more faithful)", highlight=DEFAULT_METHOD,
                    overwrite=True)
     return summary
 

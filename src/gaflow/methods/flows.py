@@ -9,11 +9,13 @@ objective, weights or routing on the same graph.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ..capture import capture
 from ..capture.attention import OBJECTIVES
-from ..errors import InputError
+from ..errors import EmptyFlowWarning, InputError
 from ..flow.constructions import DEFAULT_CONSTRUCTION, ROUTINGS, WEIGHTS, Construction
 from ..flow.graph import build_graph
 from ..flow.routing import proportional_flow
@@ -122,6 +124,13 @@ class FlowMethod(Method):
             solver = [{"routing": "central", "iterations": s.iterations, "mu_final": s.mu,
                        "error_estimate": s.error_estimate, "converged": s.converged}
                       for s in sols]
+        empty = [b for b in range(n) if values[b] <= 0.0]
+        if empty:
+            warnings.warn(
+                f"{self.name}: no flow reaches the output for example(s) {empty} of this batch "
+                "(no path of positive capacity from the tokens to the prediction), so every "
+                "score is 0; another method (e.g. 'agf' or a baseline) may still explain it",
+                EmptyFlowWarning, stacklevel=4)
         config = {
             "construction": {"tensor": spec.tensor, "weights": spec.weights,
                              "residual": spec.residual, "objective": spec.objective,
