@@ -190,7 +190,8 @@ def explain_generation(
             where the model type supports it (on the planted copy tasks it peaks on the copied
             token where plain GAF mostly does not), else 0; the value used is in ``config``.
         cross_weight: encoder-decoders: share of a decoder node's inflow from cross-attention.
-        mu, rtol: solver options as in :func:`gaflow.explain`.
+        mu: solver option as in :func:`gaflow.explain`.
+        rtol: solver option as in :func:`gaflow.explain`.
     """
     if method not in ("agf", "af", "gf") and method not in INFORMATION_TENSORS:
         raise UnknownNameError(f"unknown method {method!r}; generation supports agf, af, gf")
