@@ -333,6 +333,7 @@ def _table(exp) -> str:
 def _explain(args) -> int:
     from . import explain, load_model
     from .methods import get_method
+    from .methods.base import OPTION_DEFAULTS
 
     if args.generate:
         return _generate(args)
@@ -350,11 +351,15 @@ def _explain(args) -> int:
         raise GaflowError(f"--format svg draws a flow: use a flow method ({DEFAULT_METHOD}, "
                           f"agf, af, gf), not {methods[0]}")
     model, tokenizer = load_model(args.model)
-    exps = [  # an option a method does not take is an error (gaflow methods says which)
+    options = {"outputs": args.outputs, "mu": args.mu, "backend": args.backend,
+               "device": args.device}
+    for name, value in options.items():  # a set option must apply to one method at least
+        if value != OPTION_DEFAULTS[name] and not any(name in m.options for m in chosen):
+            chosen[0].check_options({name: value})
+    exps = [  # in a list, each method takes the options that apply to it (gaflow methods)
         explain(model, tokenizer, args.text, method=m.name, target=args.target,
-                outputs=args.outputs, mu=args.mu, truncation=args.truncate,
-                keep_flows=args.fmt == "svg" and k == 0, backend=args.backend,
-                device=args.device)
+                truncation=args.truncate, keep_flows=args.fmt == "svg" and k == 0,
+                **{n: v for n, v in options.items() if n in m.options})
         for k, m in enumerate(chosen)
     ]
     if args.fmt == "json":
