@@ -137,7 +137,7 @@ def delete_metrics(model, tok, ids, special, scores, target) -> dict:
         perturb(ids, top_positions(scores, special, c), "delete", tok)
         for c in counts(n_free, AOPC_FRACTIONS)
     ]
-    p = class_probabilities(model, seqs, tok.pad_token_id, 64)[:, target]
+    p = class_probabilities(model, seqs, tok, 64)[:, target]
     return {"aopc_delete": float(mean_drop(p[:1], p[None, 1:])[0]),
             "lodds_delete": float(log_odds(p[:1], p[None, 1:])[0]),
             "entropy": share_entropy(scores, special)}

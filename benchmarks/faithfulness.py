@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from solver import machine  # noqa: E402
 
-from gaflow.api import DEFAULT_METHOD, known_methods  # noqa: E402
+from gaflow.api import DEFAULT_METHOD  # noqa: E402
 from gaflow.evaluation.benchmark import BenchConfig, markdown_table, run_benchmark  # noqa: E402
 from gaflow.evaluation.faithfulness import METRICS  # noqa: E402
-from gaflow.flow.constructions import flow_methods  # noqa: E402
+from gaflow.methods import method_names  # noqa: E402
 
 MODELS = {"sst2": "minilm-sst2", "imdb": "minilm-imdb", "ag_news": "minilm-agnews",
           "yelp_polarity": "minilm-yelp", "eraser_movies": "minilm-movies",
@@ -49,7 +49,7 @@ def headline(summary: dict, flow: str = "agf") -> list[str]:
         if m not in methods[flow]:
             continue
         info = METRICS[m]
-        base = {k: e[m] for k, e in methods.items() if k not in flow_methods() and m in e}
+        base = {k: e[m] for k, e in methods.items() if k not in method_names("flow") and m in e}
         if not base:
             continue
         pick = max if info.higher_is_better else min
@@ -84,7 +84,7 @@ def main() -> None:
     parser.add_argument("--cached-only", action="store_true",
                         help="compute nothing: tabulate the cached examples (per-method n)")
     args = parser.parse_args()
-    methods = known_methods() if args.methods == "all" else args.methods.split(",")
+    methods = method_names() if args.methods == "all" else args.methods.split(",")
     for item in args.runs.split(","):
         dataset, n, *rest = item.split(":")  # dataset[@split]:n[:max_tokens]
         dataset, _, split = dataset.partition("@")

@@ -154,25 +154,30 @@ def measure(name: str, model, tok, t: int, ig: bool) -> dict:
     """One row of the end-to-end table (end_to_end.py's measurements, ``model`` on DEVICE and
     the torch solver on DEVICE too), for end_to_end.py's text cut to exactly ``t`` tokens."""
     from gaflow.capture import capture
-    from gaflow.flow.tensors import information_tensor
+    from gaflow.flow.tensors import INFORMATION_TENSORS, information_tensor
 
     text = text_of(tok, t)
     enc = {k: v.to(DEVICE) for k, v in tok(text, return_tensors="pt").items()}
 
     fwd_bwd(model, enc)  # warm-up
     t_fb, _ = timed(lambda: fwd_bwd(model, enc), 3)
-    t_cap, cap = timed(lambda: capture(model, dict(enc), [None]), 3)
-    attn, grad = cap.attentions[0], cap.gradients[0]
-    t_ten, caps = timed(lambda: information_tensor("agf", attn, grad), 3)
+    agf = INFORMATION_TENSORS["agf"]
+    t_cap, cap = timed(lambda: capture(model, dict(enc), [None], tensor=agf), 3)
+    caps = cap.tensor[0]
+    t_old, _ = timed(lambda: (lambda c: information_tensor("agf", c.attentions[0],
+                                                           c.gradients[0]))(
+        capture(model, dict(enc), [None])), 3)
     solve(caps, backend="torch", device=DEVICE)
     t_sol, sols = timed(lambda: solve(caps, backend="torch", device=DEVICE), 3)
-    t_exp, _ = timed(lambda: gaflow.explain(model, tok, text, backend="torch", device=DEVICE), 2)
+    t_exp, _ = timed(lambda: gaflow.explain(model, tok, text, method="agf", backend="torch",
+                                            device=DEVICE), 2)
+    t_rp, _ = timed(lambda: gaflow.explain(model, tok, text), 2)
     t_ig = None
     if ig:
         gaflow.explain(model, tok, text, method="integrated_gradients")
         t_ig, _ = timed(lambda: gaflow.explain(model, tok, text, method="integrated_gradients"), 2)
-    return dict(model=name, t=t, fb=t_fb, capture=t_cap, tensor=t_ten, solve=t_sol,
-                steps=sols[0].iterations, explain=t_exp, ig=t_ig)
+    return dict(model=name, t=t, fb=t_fb, capture=t_cap, numpy_path=t_old, solve=t_sol,
+                steps=sols[0].iterations, explain=t_exp, agf_rp=t_rp, ig=t_ig)
 
 
 def gpu_end_to_end(tokenizer_dir: Path, lengths: list[int], ig: bool) -> list[dict]:

@@ -1,5 +1,5 @@
-"""Flow constructions (gaflow.flow.constructions) through explain(): residual edges, objective,
-routing; the shipped default against a manual pipeline."""
+"""Flow constructions (gaflow.flow.constructions, registered by gaflow.register_flow) through
+explain(): residual edges, objective, routing; the shipped default against a manual pipeline."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import gaflow
 from gaflow import InputError
 from gaflow.api import DEFAULT_METHOD
 from gaflow.capture import capture
-from gaflow.flow.constructions import CONSTRUCTIONS, flow_construction, register_flow
 from gaflow.flow.graph import build_graph
 from gaflow.flow.routing import proportional_flow
 from gaflow.flow.seq2seq import with_residual, with_self_edges
+from gaflow.methods import METHODS, get_method, register_flow
 
 TEXT = "although this dog is not cute, it is very smart."
 TEXTS = ["a gorgeous, witty, seductive movie.", TEXT, "bad", "the film was dull"]
@@ -30,18 +30,18 @@ def registered():
 
     yield add
     for n in names:
-        CONSTRUCTIONS.pop(n, None)
+        METHODS.pop(n, None)
 
 
 def test_default_is_a_registered_construction():
-    spec = flow_construction(DEFAULT_METHOD)
-    assert spec is not None and DEFAULT_METHOD in CONSTRUCTIONS
-    assert gaflow.api.known_methods()[0] == DEFAULT_METHOD
+    spec = get_method(DEFAULT_METHOD).construction
+    assert spec.routing == "proportional" and get_method(DEFAULT_METHOD).kind == "flow"
+    assert gaflow.methods.method_names()[0] == DEFAULT_METHOD
 
 
 def test_paper_methods_keep_the_paper_construction():
     for name in ("agf", "af", "gf"):
-        spec = flow_construction(name)
+        spec = get_method(name).construction
         assert (spec.tensor, spec.residual, spec.objective, spec.routing) == (
             name, 0.0, "logit", "central")
 
@@ -64,7 +64,7 @@ def test_efficient_and_finite(tiny, registered, routing, residual):
 def test_default_matches_manual_pipeline(tiny_bert):
     """The default method, rebuilt by hand from its construction's parts."""
     model, tok = tiny_bert
-    spec = flow_construction(DEFAULT_METHOD)
+    spec = get_method(DEFAULT_METHOD).construction
     exp = gaflow.explain(model, tok, TEXT, keep_flows=True)
     x = dict(tok(TEXT, return_tensors="pt"))
     cap = capture(model, x, [None], stream=spec.measured_residual, objective=spec.objective)
@@ -111,7 +111,7 @@ def test_proportional_rejects_solver_options(tiny_bert, registered):
 def test_register_flow_rejects_bad_options(kwargs, match):
     with pytest.raises(InputError, match=match):
         register_flow("test_bad", "agf", **kwargs)
-    assert "test_bad" not in CONSTRUCTIONS
+    assert "test_bad" not in METHODS
 
 
 def test_register_flow_name_clashes(registered):
@@ -130,9 +130,25 @@ def test_measured_residual_needs_post_norm_encoder(tokenizer):
                         n_positions=64, num_labels=2, pad_token_id=0,
                         attn_implementation="eager")
     model = tf.GPT2ForSequenceClassification(cfg).eval()
-    spec = flow_construction(DEFAULT_METHOD)
+    spec = get_method(DEFAULT_METHOD).construction
     if not spec.measured_residual:
         pytest.skip("the default does not measure the residual")
     with pytest.raises(gaflow.ModelError, match="post-norm encoder"):
         gaflow.explain(model, tokenizer, "a dull film")
     assert gaflow.explain(model, tokenizer, "a dull film", method="agf").flow_value >= 0
+
+
+@pytest.mark.parametrize("routing", ["central", "proportional"])
+def test_empty_flow_warns(tiny_bert, registered, routing):
+    """No positive capacity into the output: every score is 0, and the user is told so."""
+    model, tok = tiny_bert
+    gaflow.flow.tensors.register_tensor("zero_test", lambda a, g: a.mean(axis=1) * 0.0)
+    try:
+        name = f"test_empty_{routing}"
+        gaflow.register_flow(name, "zero_test", routing=routing)
+        with pytest.warns(gaflow.EmptyFlowWarning, match="no flow reaches the output"):
+            exps = gaflow.explain(model, tok, [TEXT, "bad"], method=name)
+        assert all(e.flow_value == 0 and not e.scores.any() for e in exps)
+    finally:
+        gaflow.flow.tensors.INFORMATION_TENSORS.pop("zero_test")
+        gaflow.methods.METHODS.pop(f"test_empty_{routing}", None)

@@ -121,10 +121,12 @@ def test_register_custom_tensor(tiny_bert):
     try:
         exp = gaflow.explain(model, tok, TEXT, method=name)
         assert exp.method == name and exp.flow_value > 0
+        assert name in gaflow.methods.method_names("flow")  # one registry: listed with the rest
         with pytest.raises(InputError, match="exists"):
             gaflow.register_tensor(name, lambda a, g: a.mean(axis=1))
     finally:
         INFORMATION_TENSORS.pop(name)
+        gaflow.methods.METHODS.pop(name)
 
 
 def test_information_tensor_definitions():
@@ -224,7 +226,7 @@ def test_model_without_attentions_is_a_clear_error(tiny_bert):
 def test_real_token_block_is_the_fancy_index(real):
     """explain cuts each graph to its real tokens: a view for one run of positions (padding
     on either side), fancy indexing otherwise; both give the same numbers."""
-    from gaflow.api import _real_block
+    from gaflow.methods.flows import _real_block
 
     a = np.random.default_rng(0).random((2, 3, 5, 5))
     r = np.array(real)

@@ -355,6 +355,16 @@ def test_cli_generate(gen_models, tokenizer, tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["explain", "--generate", "the dog", "--model", str(folder), "--residual", "x"])
     assert "'gradient'" in capsys.readouterr().err
+    # the subcommand and the alias give the same document
+    args = ["the dog is", "--model", str(folder), "--continuation", "very smart", "--format",
+            "json"]
+    assert cli.main(["generate", *args]) == 0
+    sub = GenerationExplanation.from_json(capsys.readouterr().out)
+    assert cli.main(["explain", "--generate", *args]) == 0
+    alias = GenerationExplanation.from_json(capsys.readouterr().out)
+    np.testing.assert_array_equal(sub.scores, alias.scores)
+    with pytest.raises(SystemExit):
+        cli.main(["generate", "the dog", "--model", str(folder), "--format", "html"])
 
 
 def _old_greedy(model, ids, max_new_tokens, eos, start=None):

@@ -7,8 +7,7 @@ import pytest
 import torch
 
 import gaflow
-from gaflow.api import known_methods
-from gaflow.flow.constructions import flow_construction
+from gaflow.methods import method_names
 from gaflow.methods.attention import flow_values, rollout_matrix
 from gaflow.methods.gae import gae_matrix
 
@@ -42,7 +41,7 @@ def test_gae_by_hand():
     np.testing.assert_allclose(r2, r + np.array([[0.55, 0.0], [0.2, 0.45]]) @ r)
 
 
-@pytest.mark.parametrize("method", [m for m in known_methods() if flow_construction(m) is None])
+@pytest.mark.parametrize("method", method_names("baseline"))
 def test_every_baseline_runs_on_every_architecture(tiny, method):
     _, model, tok = tiny
     exps = gaflow.explain(model, tok, [TEXT, "bad film"], method=method)
@@ -105,6 +104,24 @@ def test_cat_and_attcat_against_hooks(tiny_bert):
     np.testing.assert_allclose(e_att.scores, (alpha * cat).sum(0), rtol=1e-4, atol=1e-9)
 
 
+def test_grad_input_equals_autograd_by_hand(tiny_bert):
+    """captum's InputXGradient gives what one backward pass of the summed target logits gives."""
+    from gaflow.methods.base import target_logits
+
+    model, tok = tiny_bert
+    texts = [TEXT, "bad film"]
+    exps = gaflow.explain(model, tok, texts, method="grad_input")
+    enc = tok(texts, return_tensors="pt", padding=True)
+    rest = {k: v for k, v in enc.items() if k != "input_ids"}
+    emb = model.get_input_embeddings()(enc["input_ids"]).detach().requires_grad_(True)
+    logits = model(inputs_embeds=emb, **rest).logits
+    (grad,) = torch.autograd.grad(target_logits(logits, [e.target for e in exps]), emb)
+    by_hand = (grad * emb).sum(-1).detach().double().numpy()
+    for b, e in enumerate(exps):
+        real = enc["attention_mask"][b].bool().numpy()
+        np.testing.assert_allclose(e.scores, by_hand[b, real], rtol=1e-6, atol=1e-9)
+
+
 def test_grad_input_is_directional_derivative(tiny_bert):
     model, tok = tiny_bert
     model = model.double()
@@ -165,7 +182,7 @@ def test_frozen_weights_still_explained_and_hooks_released(tiny_bert):
 
     model, tok = tiny_bert
     frozen = copy.deepcopy(model).requires_grad_(False)
-    for method in known_methods():
+    for method in method_names():
         e = gaflow.explain(frozen, tok, TEXT, method=method)
         ref = gaflow.explain(model, tok, TEXT, method=method)
         np.testing.assert_allclose(e.scores, ref.scores, rtol=1e-5, atol=1e-8)
@@ -177,5 +194,5 @@ def test_frozen_weights_still_explained_and_hooks_released(tiny_bert):
 def test_flow_only_options_rejected_for_baselines(tiny_bert):
     model, tok = tiny_bert
     for kwargs in ({"mu": 0.1}, {"outputs": "first"}, {"keep_flows": True}):
-        with pytest.raises(gaflow.InputError, match="flow methods only"):
+        with pytest.raises(gaflow.InputError, match="not apply to the baseline 'rollout'"):
             gaflow.explain(model, tok, TEXT, method="rollout", **kwargs)

@@ -4,11 +4,14 @@ perturbations, bootstrap, plausibility, and a 5-example ``gaflow bench`` run end
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from conftest import _wordpiece_tokenizer
 
 from gaflow import Explanation, cli
 from gaflow.errors import InputError
@@ -39,8 +42,10 @@ class Toy(torch.nn.Module):
         return SimpleNamespace(logits=torch.stack([torch.zeros_like(s), s], 1))
 
 
+# the toy's ids are its own; padding is a real tokenizer's ``pad`` (its [PAD] is 0, as here)
 TOK = SimpleNamespace(pad_token_id=PAD, mask_token_id=MASK,
-                      convert_tokens_to_ids=lambda toks: [int(t) for t in toks])
+                      convert_tokens_to_ids=lambda toks: [int(t) for t in toks],
+                      pad=_wordpiece_tokenizer(Path(tempfile.mkdtemp())).pad)
 W = [0.5, 0.0, 0.0, 0.0, 2.0, 1.0, -1.0, 0.0, 0.3, 0.2, 0.1, 0.4]  # w[PAD] = 0.5
 
 
@@ -101,7 +106,7 @@ def test_aopc_lodds_comp_suff_by_hand():
 def test_class_probabilities_batching_is_exact():
     model = Toy(W)
     seqs = [[CLS, 4, SEP], [CLS, 5, 6, 8, 9, SEP], [CLS, SEP]]
-    p = class_probabilities(model, seqs, PAD, batch_size=2)
+    p = class_probabilities(model, seqs, TOK, batch_size=2)
     np.testing.assert_allclose(p[:, 1], [sig(2.0), sig(0.5), sig(0.0)])
 
 
@@ -177,9 +182,13 @@ def test_bench_cache_survives_a_cut_line_and_guards_folders(tmp_path, tiny_bert,
                         cached_only=True)
     assert res["methods"]["rollout"]["n"] == 2
     assert len(cache.read_text().splitlines()) == 2
-    both = BenchConfig(**{**cfg, "methods": ["rollout", "attention"]})
+    both = BenchConfig(**{**cfg, "methods": ["rollout", "attention", "rollout"]})
+    before = repr(both)
     res = run_benchmark(both, out, data_path=data_dir, progress=False, cached_only=True)
     assert set(res["methods"]) == {"rollout"}  # attention has no cached example: left out
+    assert repr(both) == before  # the caller's configuration is not changed
+    assert res["config"]["split"] == "dev" and res["config"]["methods"] == ["rollout",
+                                                                            "attention"]
     res = run_benchmark(BenchConfig(**cfg), out, data_path=data_dir, progress=False)
     assert res["methods"]["rollout"]["n"] == 3
     assert len(cache.read_text().splitlines()) == 3

@@ -89,7 +89,7 @@ def test_explain_torch_backend_equals_numpy(tiny_bert):
     for a, b in zip(got, ref, strict=True):
         assert np.abs(a.scores - b.scores).max() <= 1e-8 * np.abs(b.scores).max()
         assert a.config["backend"] == "torch" and b.config["backend"] == "numpy"
-    with pytest.raises(InputError, match="apply to the flow methods only"):
+    with pytest.raises(InputError, match="not apply to the baseline 'attention'"):
         gaflow.explain(model, tok, texts[0], method="attention", backend="torch")
 
 

@@ -169,11 +169,41 @@ def test_server_api_validates(tiny_bert):
     for body, msg in [
         ({"text": "   "}, "empty"),
         ({"text": "x" * 201}, "limit is 200"),
-        ({"text": "the dog", "method": "rollout"}, "unknown method"),
+        ({"text": "the dog", "method": "nope"}, "unknown method"),
+        ({"text": "the dog", "compare": ["agf", "nope"]}, "unknown method 'nope'"),
+        ({"text": "the dog", "compare": ["agf", "af", "gf", "rollout"]}, "at most 4"),
         ({"text": "the dog", "target": "neutral"}, "unknown target"),
     ]:
         r = client.post("/api/explain", json=body)
         assert r.status_code == 422 and msg in r.json()["detail"], body
+
+
+def test_server_offers_every_method_side_by_side(tiny_bert):
+    """The explorer offers every registered method, baselines included, and shows several on
+    the same text as rows of one heat-map; the flow graph is the first flow's."""
+    from fastapi.testclient import TestClient
+
+    from gaflow.methods import method_names
+    from gaflow.server import create_app
+
+    model, tok = tiny_bert
+    client = TestClient(create_app(model, tok, "tiny"))
+    info = client.get("/api/info").json()
+    assert info["methods"] == method_names() and "gae" in info["methods"]
+    assert info["descriptions"]["gae"].startswith("baseline")
+    r = client.post("/api/explain", json={"text": "the dog is cute", "method": "rollout",
+                                          "compare": ["agf", "gae"]})
+    assert r.status_code == 200, r.text
+    data = r.json()
+    rows = [m for m in ("rollout", "agf", "gae") if f'data-method="{m}"' in data["heatmap"]]
+    assert data["methods"] == ["rollout", "agf", "gae"] and rows == data["methods"]
+    assert data["flow_method"] == "agf" and '<line class="edge"' in data["flow_svg"]
+    ref = gaflow.explain(model, tok, "the dog is cute", method="gae", truncation=True)
+    row = data["heatmap"].split('data-method="gae"')[1].split('class="words"')[0]
+    shown = [float(x) for x in re.findall(r'data-score="([^"]+)"', row)]
+    np.testing.assert_allclose(shown, ref.scores, rtol=1e-5)
+    r = client.post("/api/explain", json={"text": "the dog is cute", "method": "attention"})
+    assert r.status_code == 200 and r.json()["flow_svg"] == "" and r.json()["flow_method"] is None
 
 
 def test_curve_plot(tmp_path):

@@ -1,15 +1,13 @@
 """Public entry points: :func:`explain` and :func:`load_model`.
 
-Data flows one way: text -> tokenize -> capture (A, dA, the residual stream) -> information
-tensor (+ residual self-edges) -> flow graph -> routing (barrier max-flow or proportional) ->
-per-token scores -> :class:`~gaflow.result.Explanation`.
+``explain`` is text -> tokenize -> the registered method's ``attribute`` (:mod:`gaflow.methods`:
+for a flow, capture -> information tensor -> flow graph -> routing) -> per-token scores ->
+:class:`~gaflow.result.Explanation`, the same for every method.
 """
 
 from __future__ import annotations
 
-import platform
 from collections.abc import Sequence
-from importlib import metadata
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -18,26 +16,14 @@ import numpy as np
 import torch
 
 from . import validate
-from .capture import capture, ensure_eager, resolve_targets
-from .errors import InputError, ModelError, UnknownNameError
-from .flow.constructions import DEFAULT_METHOD, flow_construction, flow_methods
-from .flow.graph import build_graph
-from .flow.routing import proportional_flow
-from .flow.tensors import information_tensor
+from .capture import ensure_eager
+from .errors import InputError, ModelError
+from .flow.constructions import DEFAULT_METHOD
+from .info import versions
+from .methods import Request, get_method
 from .result import Explanation
-from .solvers import FlowSolution, solve_flow
 
 DEFAULT_MODEL = "minilm-sst2"
-
-
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for pkg in ("gaflow", "torch", "transformers", "numpy", "scipy"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:  # pragma: no cover
-            out[pkg] = "unknown"
-    return out
 
 
 def load_model(name_or_path: str | None = None, *, num_labels: int | None = None):
@@ -85,34 +71,10 @@ def load_model(name_or_path: str | None = None, *, num_labels: int | None = None
     return model, tokenizer
 
 
-def _resolve_target(model, target: int | str | None) -> int | None:
-    return validate.target(model.config, target)
-
-
-def _real_block(a: np.ndarray, real: np.ndarray) -> np.ndarray:
-    """``a[:, :, real][:, :, :, real]`` of an (L, H, t, t) array: a view when the real tokens are
-    one run of positions (right or left padding), else a copy (fancy indexing, whose result
-    has transposed strides)."""
-    if real.size and int(real[-1]) - int(real[0]) + 1 == real.size:
-        run = slice(int(real[0]), int(real[-1]) + 1)
-        return a[:, :, run, run]
-    return a[:, :, real][:, :, :, real]
-
-
-def _output_positions(outputs: str | Sequence[int], n_real: int) -> list[int] | None:
-    """Positions of one text's output set; ``outputs`` is checked by
-    :func:`validate.explain_outputs` (integers only, the same rule as :func:`solve_flow`)."""
-    outputs = validate.explain_outputs(outputs)
-    if isinstance(outputs, str):
-        return None if outputs == "all" else [0]
-    validate.check_range(outputs, n_real)
-    return outputs
-
-
 def explain(
     model,
-    tokenizer,
-    text: str | Sequence[str],
+    tokenizer=None,
+    text: str | Sequence[str] | None = None,
     method: str = DEFAULT_METHOD,
     target: int | str | None = None,
     outputs: str | Sequence[int] = "all",
@@ -126,94 +88,91 @@ def explain(
     backend: str = "numpy",
     device: str | None = None,
 ) -> Explanation | list[Explanation]:
-    """Explain a sequence classifier's prediction by Generalized Attention Flow.
+    """Explain a sequence classifier's prediction, by a flow (default) or a baseline.
 
     Args:
-        model: a Hugging Face sequence classifier (switched to eager attention if needed).
+        model: a Hugging Face sequence classifier (switched to eager attention if needed), or a
+            ``transformers`` ``pipeline("text-classification")`` (its model and tokenizer are
+            used; then ``explain(pipe, text)`` or ``explain(pipe, text=...)``).
         tokenizer: its tokenizer (a fast tokenizer gives the per-word view).
         text: one text (returns one :class:`Explanation`) or a list (returns a list). What the
             user typed is text: a "[SEP]" or "[PAD]" inside it is tokenised as characters, not
             as the tokenizer's control token (``split_special_tokens``), so only the tokens the
             tokenizer adds are ``special``.
-        method: a flow: ``agf_rp`` (default: measured residual self-edges, proportional
-            routing, docs/ablation.md), the paper's ``agf``, ``af``, ``gf`` (or a tensor added
-            with :func:`register_tensor`, a construction added with
-            :func:`gaflow.flow.constructions.register_flow`); or a baseline: ``attention``,
-            ``rollout``, ``attention_flow``, ``gae``, ``cat``, ``attcat``, ``grad_input``,
-            ``integrated_gradients``, ``occlusion`` (sign convention: :mod:`gaflow.methods.base`).
+        method: any registered method (``gaflow methods`` lists them; :func:`gaflow.list_methods`):
+            the default ``agf_rp`` (measured residual self-edges, proportional routing,
+            docs/ablation.md), the paper's flows ``agf``, ``af``, ``gf``, or a baseline
+            (``attention``, ``rollout``, ``attention_flow``, ``gae``, ``cat``, ``attcat``,
+            ``grad_input``, ``integrated_gradients``, ``occlusion``; sign convention:
+            :mod:`gaflow.methods.base`). Add one with :func:`gaflow.register_method`,
+            :func:`gaflow.register_flow` or :func:`gaflow.register_tensor`.
         target: class index or label name; ``None`` explains the predicted class.
-        outputs: ``"all"`` last-layer tokens (the paper's Algorithm 1), ``"first"`` ([CLS]), or
-            a list of integer token positions linked to the super-sink (the rule of
+        outputs: flows: ``"all"`` last-layer tokens (the paper's Algorithm 1), ``"first"``
+            ([CLS]), or a list of integer token positions linked to the super-sink (the rule of
             :func:`gaflow.solve_flow`: floats, bools and a bare integer are errors).
-        mu: barrier weight (relative to the largest capacity); ``None`` = central max flow.
-            Flows with proportional routing (``agf_rp``) have no barrier and take no ``mu``.
+        mu: central flows: barrier weight (relative to the largest capacity); ``None`` =
+            central max flow. Flows with proportional routing (``agf_rp``) take no ``mu``.
         batch_size: texts per forward/backward pass.
         truncation: allow cutting texts longer than the model's maximum (reported in ``config``).
         max_length: maximum tokens (default: the tokenizer's / model's limit); it must leave
             room for one text token beside the special ones; above the model's limit it means
             that limit.
-        rtol: solver accuracy for ``mu=None``.
-        keep_flows: keep the (L, t, t) edge flows on the result (for ``flow_figure()``).
-        backend: flow solver, ``"numpy"`` (one graph at a time) or ``"torch"`` (each batch's
+        rtol: central flows: solver accuracy for ``mu=None``.
+        keep_flows: flows: keep the (L, t, t) edge flows on the result (for ``flow_figure()``).
+        backend: central flows: ``"numpy"`` (one graph at a time) or ``"torch"`` (each batch's
             graphs solved together, batched Cholesky); see :func:`gaflow.solve_flow`.
         device: torch device of the ``"torch"`` solver (default: CPU).
+
+    An option a method does not take (``gaflow methods`` says which) is an
+    :class:`~gaflow.errors.InputError` when it is set away from its default.
     """
+    model, tokenizer, text = _unpack_pipeline(model, tokenizer, text)
     single, texts = validate.texts(text)
     validate.name(method, "method")
+    chosen = get_method(method)
     truncation = validate.flag(truncation, "truncation")
     keep_flows = validate.flag(keep_flows, "keep_flows")
-    from .methods import METHODS
-
-    if flow_construction(method) is None and method not in METHODS:
-        raise UnknownNameError(
-            f"unknown method {method!r}; known: {', '.join(known_methods())}"
-        )
     batch_size = validate.positive_int(batch_size, "batch_size")
-    outputs = validate.explain_outputs(outputs)
-    mu = validate.mu(mu)
-    rtol = validate.rtol(rtol)
-    spec = flow_construction(method)
-    if spec is None and (
-        outputs != "all" or mu is not None or keep_flows or backend != "numpy" or device
-    ):
-        raise InputError(
-            f"outputs, mu, keep_flows, backend and device apply to the flow methods only, not to "
-            f"{method!r}"
-        )
+    options = {"outputs": validate.explain_outputs(outputs), "mu": validate.mu(mu),
+               "rtol": validate.rtol(rtol), "keep_flows": keep_flows, "backend": backend,
+               "device": device}
+    chosen.check_options(options)
     from .solvers.api import BACKENDS
 
     if not isinstance(backend, str) or backend not in BACKENDS:
         raise InputError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
     validate.device(backend, device)
-    if spec is not None and spec.routing != "central" and (
-        mu is not None or backend != "numpy" or device
-    ):
-        raise InputError(
-            f"mu, backend and device apply to the central maximum flow (the barrier solver); "
-            f"{method!r} routes in proportion to capacity and has no barrier: pass "
-            "method='agf' (or another central flow) to use them"
-        )
-    tgt = _resolve_target(model, target)
+    tgt = validate.target(model.config, target)
     limit = validate.max_length(max_length, _n_special(tokenizer), _model_limit(model, tokenizer))
+    options = {k: v for k, v in options.items() if k in chosen.options}
 
     results: list[Explanation] = []
     for start in range(0, len(texts), batch_size):
         chunk = texts[start : start + batch_size]
-        results.extend(
-            _explain_batch(
-                model, tokenizer, chunk, method, tgt, outputs, mu, truncation, limit, rtol,
-                keep_flows, (backend, device),
-            )
-        )
+        results.extend(_explain_batch(model, tokenizer, chunk, chosen, tgt, options,
+                                      truncation, limit))
     return results[0] if single else results
 
 
-def known_methods() -> list[str]:
-    """Flows first (the default, the paper's ``agf``, ``af``, ``gf``, registered tensors and
-    constructions), then the baselines."""
-    from .methods import METHODS
-
-    return list(dict.fromkeys([*flow_methods(), *METHODS]))
+def _unpack_pipeline(model, tokenizer, text):
+    """``explain(pipe, text)`` / ``explain(pipe, text=...)``: a pipeline's model and tokenizer."""
+    try:
+        from transformers import Pipeline
+    except ImportError:  # pragma: no cover
+        return model, tokenizer, text
+    if not isinstance(model, Pipeline):
+        if tokenizer is None:
+            raise InputError("explain(model, tokenizer, text): the tokenizer is missing (or "
+                             "pass a transformers pipeline as the first argument)")
+        return model, tokenizer, text
+    if text is None:
+        text, tokenizer = tokenizer, None
+    elif tokenizer is not None:
+        raise InputError("with a pipeline, call explain(pipe, text): the pipeline brings its "
+                         "own tokenizer")
+    if model.tokenizer is None:
+        raise InputError("the pipeline has no tokenizer")
+    return model.model, model.tokenizer, text
 
 
 def _n_special(tokenizer) -> int:
@@ -224,7 +183,7 @@ def _n_special(tokenizer) -> int:
         return len(tokenizer("", add_special_tokens=True)["input_ids"])
 
 
-def _control_ids(tokenizer) -> set[int]:
+def control_ids(tokenizer) -> set[int]:
     """Ids of the special tokens other than [UNK] (an unknown word is text)."""
     ids = set(getattr(tokenizer, "all_special_ids", None) or ())
     return ids - {getattr(tokenizer, "unk_token_id", None)}
@@ -239,21 +198,15 @@ def _model_limit(model, tokenizer) -> int:
     return min(limits) if limits else 512
 
 
-def _proportional(caps: np.ndarray, outputs, keep_flows: bool) -> FlowSolution:
-    """Proportional routing (:mod:`gaflow.flow.routing`) as a :class:`FlowSolution`: exact, so
-    no Newton steps and no barrier (``mu`` 0)."""
-    scores, value, flows = proportional_flow(build_graph(caps, outputs))
-    return FlowSolution(scores, value, 0, 0.0, 0.0, True, flows if keep_flows else None)
-
-
-def _explain_batch(
-    model, tokenizer, texts, method, tgt, outputs, mu, truncation, limit, rtol, keep_flows,
-    solver_backend=("numpy", None),
-):
-    ensure_eager(model)
-    # split_special_tokens: a "[SEP]" or "[PAD]" the user typed is text, not a control token
-    lengths = [len(tokenizer(t, add_special_tokens=True, split_special_tokens=True)["input_ids"])
-               for t in texts]
+def _tokenize(tokenizer, texts, limit: int, truncation: bool):
+    """Tokenize a batch once (twice only when a text must be cut): ``(enc, lengths)``, with
+    ``lengths`` the uncut token counts. Typed "[SEP]"/"[PAD]" are text
+    (``split_special_tokens``)."""
+    kw = dict(padding=True, return_tensors="pt",
+              return_offsets_mapping=getattr(tokenizer, "is_fast", False),
+              return_special_tokens_mask=True, split_special_tokens=True, verbose=False)
+    enc = tokenizer(texts, truncation=False, **kw)
+    lengths = [int(n) for n in enc["attention_mask"].sum(dim=1)]
     too_long = [(k, n) for k, n in enumerate(lengths) if n > limit]
     if too_long and not truncation:
         k, n = too_long[0]
@@ -261,103 +214,53 @@ def _explain_batch(
             f"text #{k} has {n} tokens, more than the model's maximum of {limit}; pass "
             "truncation=True (CLI: --truncate) to explain only its first tokens"
         )
-    enc = tokenizer(
-        texts,
-        padding=True,
-        truncation=True,
-        max_length=limit,
-        return_tensors="pt",
-        return_offsets_mapping=getattr(tokenizer, "is_fast", False),
-        return_special_tokens_mask=True,
-        split_special_tokens=True,
-    )
-    offsets = enc.pop("offset_mapping", None)
-    special_mask = enc.pop("special_tokens_mask")
+    if too_long:
+        enc = tokenizer(texts, truncation=True, max_length=limit, **kw)
     kept = enc["attention_mask"].sum(dim=1)
     if int(kept.max()) > limit:  # a tokenizer that could not cut: never report a false cut
         raise ModelError(f"the tokenizer kept {int(kept.max())} tokens although max_length is "
                          f"{limit}")
+    return enc, lengths
+
+
+def _explain_batch(model, tokenizer, texts, method, tgt, options, truncation, limit):
+    ensure_eager(model)
+    enc, lengths = _tokenize(tokenizer, texts, limit, truncation)
+    offsets = enc.pop("offset_mapping", None)
+    special_mask = enc.pop("special_tokens_mask").numpy().astype(bool)
+    mask = enc["attention_mask"].numpy().astype(bool)
     for k in range(len(texts)):
-        if not bool((enc["attention_mask"][k].bool() & ~special_mask[k].bool()).any()):
+        if not (mask[k] & ~special_mask[k]).any():
             raise InputError(
                 f"text #{k} gives no tokens besides the special ones (the tokenizer dropped "
                 f"every character of {texts[k][:40]!r}); nothing to explain"
             )
     device = next(model.parameters()).device
     inputs = {k: v.to(device) for k, v in enc.items()}
-    spec = flow_construction(method)
-    if spec is not None:
-        cap = capture(model, inputs, [tgt] * len(texts), stream=spec.measured_residual,
-                      objective=spec.objective, values=spec.weights == "norms")
-        logits, targets, mask = cap.logits, cap.targets, cap.mask
-        baseline = None
-    else:
-        from .methods import METHODS, Batch
-
-        model.eval()
-        with torch.no_grad():
-            out_logits = model(**inputs).logits
-        targets = np.array(resolve_targets(out_logits, [tgt] * len(texts)))
-        logits = out_logits.detach().double().cpu().numpy()
-        mask = inputs["attention_mask"].bool().cpu().numpy()
-        batch = Batch(model, tokenizer, inputs, [int(x) for x in targets], mask,
-                      special_mask.numpy().astype(bool) & mask)
-        baseline = METHODS[method].fn(batch)
-    probs = torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
+    res = method.attribute(Request(model, tokenizer, inputs, tgt, mask, special_mask & mask,
+                                   options))
+    probs = torch.softmax(torch.from_numpy(res.logits), dim=-1).numpy()
     id2label = getattr(model.config, "id2label", {}) or {}
-    solutions = None
-    if baseline is None:  # every graph of the batch, solved in one call
-        reals = [np.flatnonzero(mask[b]) for b in range(len(texts))]
-        heads = cap.attentions.shape[2]
-        weights = cap.attentions
-        if spec.weights == "norms":  # A_h[i, j] || v_{h, j} W_O^h ||, per sending token j
-            weights = cap.attentions * cap.value_norms[:, :, :, None, :]
-        all_caps = [
-            spec.capacities(
-                information_tensor(
-                    spec.tensor, _real_block(weights[b], r), _real_block(cap.gradients[b], r)
-                ),
-                None if cap.stream is None else cap.stream[b][:, r],
-                heads,
-            )
-            for b, r in enumerate(reals)
-        ]
-        outs = [_output_positions(outputs, len(r)) for r in reals]
-        if spec.routing == "proportional":
-            solutions = [_proportional(c, o, keep_flows) for c, o in zip(all_caps, outs,
-                                                                          strict=True)]
-        else:
-            backend, device = solver_backend
-            solutions = solve_flow(all_caps, outs, mu=mu, rtol=rtol, keep_flows=keep_flows,
-                                   backend=backend, device=device)
+    fast = getattr(tokenizer, "is_fast", False)
+    model_name = getattr(model.config, "_name_or_path", "") or model.__class__.__name__
     out = []
     for b, text in enumerate(texts):
         real = np.flatnonzero(mask[b])
-        if solutions is not None:
-            sol = solutions[b]
-            scores, value, flows = sol.attributions, sol.value, sol.layer_flows
-            solver = {"routing": spec.routing, "iterations": sol.iterations, "mu_final": sol.mu,
-                      "error_estimate": sol.error_estimate, "converged": sol.converged}
-        else:
-            scores = np.asarray(baseline[b], dtype=np.float64)
-            if scores.shape != (len(real),) or not np.isfinite(scores).all():
-                raise ModelError(f"method {method!r} returned {scores.shape} or non-finite scores "
-                                 f"for {len(real)} tokens")
-            value, flows, solver = float(scores.sum()), None, None
+        scores = np.asarray(res.scores[b], dtype=np.float64)
+        if scores.shape != (len(real),) or not np.isfinite(scores).all():
+            raise ModelError(f"method {method.name!r} returned {scores.shape} or non-finite "
+                             f"scores for {len(real)} tokens")
         ids = enc["input_ids"][b, real].tolist()
-        word_ids = enc.word_ids(b) if getattr(tokenizer, "is_fast", False) else [None] * len(ids)
-        word_ids = [word_ids[p] for p in real]
-        special = special_mask[b, real].numpy().astype(bool)
+        special = special_mask[b, real].copy()
         # a tokenizer that cannot split typed "[SEP]"/"[PAD]": flag them, never report as words
-        special |= np.isin(ids, sorted(_control_ids(tokenizer)))
-        if not getattr(tokenizer, "is_fast", False):  # no word alignment: one word per token
+        special |= np.isin(ids, sorted(control_ids(tokenizer)))
+        if fast:
+            word_ids = [enc.word_ids(b)[p] for p in real]
+        else:  # no word alignment: one word per token
             word_ids = [None if special[p] else p for p in range(len(ids))]
-        spans = (
-            [tuple(int(v) for v in offsets[b, p]) for p in real]
-            if offsets is not None
-            else [(0, 0)] * len(ids)
-        )
-        target = int(targets[b])
+        spans = ([tuple(int(v) for v in offsets[b, p]) for p in real] if offsets is not None
+                 else [(0, 0)] * len(ids))
+        target = int(res.targets[b])
         out.append(
             Explanation(
                 text=text,
@@ -370,27 +273,22 @@ def _explain_batch(
                 target_label=str(id2label.get(target, target)),
                 probability=float(probs[b, target]),
                 predicted=int(probs[b].argmax()),
-                method=method,
-                flow_value=value,
-                flows=flows,
+                method=method.name,
+                flow_value=float(res.values[b]),
+                flows=None if res.flows is None else res.flows[b],
                 config={
-                    "method": method,
-                    "construction": None if spec is None else {
-                        "tensor": spec.tensor, "weights": spec.weights,
-                        "residual": spec.residual, "objective": spec.objective,
-                        "routing": spec.routing},
-                    "outputs": outputs if isinstance(outputs, str) else list(outputs),
-                    "mu": mu,
-                    "rtol": rtol,
+                    "method": method.name,
+                    "kind": method.kind,
+                    "construction": None,
+                    "outputs": "all", "mu": None, "rtol": None, "backend": None,
+                    **res.config,
                     "target_requested": tgt,
                     "truncated": lengths[b] > limit,
                     "n_tokens": int(len(real)),
-                    "solver": solver,
-                    "backend": solver_backend[0] if solutions is not None
-                    and spec.routing == "central" else None,
-                    "model": getattr(model.config, "_name_or_path", "") or model.__class__.__name__,
+                    "solver": None if res.solver is None else res.solver[b],
+                    "model": model_name,
                     "model_class": model.__class__.__name__,
-                    "versions": _versions(),
+                    "versions": versions(),
                 },
             )
         )

@@ -1,4 +1,5 @@
-"""Padding token-id lists into model batches, and class probabilities of many sequences.
+"""Padding token-id lists into model batches (the tokenizer's own ``pad``), and class
+probabilities of many sequences.
 
 Shared by fine-tuning, the occlusion baseline, the faithfulness metrics and generation.
 """
@@ -23,8 +24,19 @@ def pad_ids(rows: Sequence[Sequence[int]], pad_id: int, device=None):
     return ids, mask
 
 
+def pad_batch(tokenizer, rows: Sequence[Sequence[int]], device=None):
+    """Pad ``rows`` of token ids by the tokenizer's own rule (``tokenizer.pad``, through
+    transformers' ``DataCollatorWithPadding``): ``(input_ids, attention_mask)``, (B, n) long,
+    the mask 0 on the padding only."""
+    from transformers import DataCollatorWithPadding
+
+    batch = DataCollatorWithPadding(tokenizer, return_tensors="pt")(
+        [{"input_ids": list(r)} for r in rows])
+    return batch["input_ids"].to(device), batch["attention_mask"].to(device)
+
+
 @torch.no_grad()
-def class_probabilities(model, sequences: list[list[int]], pad_id: int,
+def class_probabilities(model, sequences: list[list[int]], tokenizer,
                         batch_size: int = 64) -> np.ndarray:
     """(n, C) class probabilities of each sequence, batched (sorted by length, padded per
     batch; the padding is masked out, tokens replaced by [PAD] inside a sequence are not)."""
@@ -33,7 +45,7 @@ def class_probabilities(model, sequences: list[list[int]], pad_id: int,
     order = np.argsort([len(s) for s in sequences], kind="stable")
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
-        x, m = pad_ids([sequences[i] for i in idx], pad_id, device)
+        x, m = pad_batch(tokenizer, [sequences[i] for i in idx], device)
         probs = torch.softmax(model(input_ids=x, attention_mask=m).logits.double(), -1)
         out[idx] = probs.cpu().numpy()
     return out

@@ -1,4 +1,17 @@
-"""Command line: ``gaflow explain | train | evaluate-model | models``."""
+"""Command line, one function per subcommand (dispatched by argparse ``set_defaults``):
+
+* ``gaflow explain TEXT``: attribute a classifier's prediction to its tokens (``--generate``:
+  the same as ``gaflow generate``);
+* ``gaflow generate PROMPT``: attribute each token a decoder / encoder-decoder generates;
+* ``gaflow methods``: every registered attribution method, one line each;
+* ``gaflow models``: the zoo models and their recorded accuracy;
+* ``gaflow train NAME --out DIR``: fine-tune a zoo model from its recipe;
+* ``gaflow evaluate-model NAME --dataset D``: a model's accuracy on a dataset split;
+* ``gaflow bench --dataset D --out DIR``: the faithfulness benchmark;
+* ``gaflow serve``: the local web explorer.
+
+Errors are one line on stderr and exit status 2, never a traceback.
+"""
 
 from __future__ import annotations
 
@@ -66,20 +79,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     ex.add_argument("--top-k", type=int, default=150, help="svg: edges drawn (largest flows)")
     ex.add_argument("--generate", action="store_true",
-                    help="TEXT is a prompt: explain each token a decoder / encoder-decoder "
-                    "generates (--model: causal LM or seq2seq hub id / folder)")
-    ex.add_argument("--max-new-tokens", type=int, default=8, help="--generate: tokens to generate")
-    ex.add_argument("--continuation", default=None, help="--generate: score this text instead")
-    ex.add_argument("--exclude-first", action="store_true",
-                    help="--generate: leave the first (attention-sink) position out")
-    ex.add_argument("--residual", type=_residual, default=None,
-                    help="--generate: share of each node's own stream kept (0..1), or "
-                         "'gradient' (self-edge measured by gradient x activation); default: "
-                         "'gradient' where the architecture supports it, else 0")
-    ex.add_argument(
-        "-o", "--output", default=None, help="write to this file (refuses to overwrite)"
-    )
-    ex.add_argument("--force", action="store_true", help="allow -o to overwrite an existing file")
+                    help="TEXT is a prompt: the same as 'gaflow generate TEXT'")
+    _generation_options(ex, "--generate: ")
+    _output_options(ex)
+    ex.set_defaults(func=_explain)
+
+    ge = sub.add_parser("generate", help="attribute each token a decoder / encoder-decoder "
+                        "generates to the prompt and the earlier tokens")
+    ge.add_argument("text", help="the prompt (the source text for an encoder-decoder)")
+    ge.add_argument("--model", required=True,
+                    help="causal LM or seq2seq: hub id or local model directory")
+    ge.add_argument("--method", default="agf", help="agf (default), af or gf")
+    ge.add_argument("--mu", type=float, default=None,
+                    help="barrier weight (default: central maximum flow, mu -> 0)")
+    ge.add_argument("--format", default="table", choices=["table", "json"], dest="fmt")
+    _generation_options(ge, "")
+    _output_options(ge)
+    ge.set_defaults(func=_generate)
+
+    sub.add_parser("methods", help="list every registered attribution method").set_defaults(
+        func=_methods)
 
     tr = sub.add_parser("train", help="fine-tune a zoo model from its recipe (LoRA + head)")
     tr.add_argument("name", help="recipe: " + ", ".join(_zoo_names()))
@@ -90,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int, default=None, help="override the recipe's seed")
     tr.add_argument("--eval-n", type=int, default=None, help="evaluate on the first N only")
     tr.add_argument("--force", action="store_true", help="allow --out to be an existing folder")
+    tr.set_defaults(func=_train)
 
     ev = sub.add_parser("evaluate-model", help="accuracy of a model on a dataset split")
     ev.add_argument("name", help="zoo name, trained folder, hub id or local model directory")
@@ -99,8 +119,10 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--max-length", type=int, default=None, help="tokens per text (head+tail)")
     ev.add_argument("--n", type=int, default=None, help="evaluate the first N examples only")
     ev.add_argument("--format", default="table", choices=["table", "json"], dest="fmt")
+    ev.set_defaults(func=_evaluate)
 
-    sub.add_parser("models", help="list the zoo models and their recorded accuracy")
+    sub.add_parser("models", help="list the zoo models and their recorded accuracy").set_defaults(
+        func=_models)
 
     be = sub.add_parser("bench", help="faithfulness benchmark: methods x AOPC/LOdds/ERASER")
     be.add_argument("--model", default="minilm-sst2", help="zoo name, folder or hub id")
@@ -116,6 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     be.add_argument("--batch-size", type=int, default=8)
     be.add_argument("--fresh", action="store_true", help="discard cached results in --out")
     be.add_argument("--no-progress", action="store_true")
+    be.set_defaults(func=_bench)
 
     sv = sub.add_parser("serve", help="local web explorer (heat-map, flow graph)")
     sv.add_argument("--model", default=None, help="zoo name (default: minilm-sst2), path or hub id")
@@ -126,7 +149,25 @@ def _parser() -> argparse.ArgumentParser:
                     "(default: 4)")
     sv.add_argument("--timeout", type=float, default=60.0,
                     help="seconds a request waits for its explanation, else 503 (default: 60)")
+    sv.set_defaults(func=_serve)
     return parser
+
+
+def _generation_options(p: argparse.ArgumentParser, prefix: str) -> None:
+    p.add_argument("--max-new-tokens", type=int, default=8, help=f"{prefix}tokens to generate")
+    p.add_argument("--continuation", default=None, help=f"{prefix}score this text instead")
+    p.add_argument("--exclude-first", action="store_true",
+                   help=f"{prefix}leave the first (attention-sink) position out")
+    p.add_argument("--residual", type=_residual, default=None,
+                   help=f"{prefix}share of each node's own stream kept (0..1), or 'gradient' "
+                        "(self-edge measured by gradient x activation); default: 'gradient' "
+                        "where the architecture supports it, else 0")
+
+
+def _output_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", default=None,
+                   help="write to this file (refuses to overwrite)")
+    p.add_argument("--force", action="store_true", help="allow -o to overwrite an existing file")
 
 
 def _zoo_names() -> list[str]:
@@ -135,7 +176,7 @@ def _zoo_names() -> list[str]:
     return list(ZOO)
 
 
-def _train(args) -> str:
+def _train(args) -> int:
     from .models.zoo import train_recipe
 
     out = Path(args.out)
@@ -144,34 +185,29 @@ def _train(args) -> str:
     over = {k: v for k, v in (("max_examples", args.max_examples), ("epochs", args.epochs),
                               ("seed", args.seed)) if v is not None}
     meta = train_recipe(args.name, out, data_path=args.data, log=print, eval_n=args.eval_n, **over)
-    return json.dumps({k: meta[k] for k in ("name", "evaluation", "train_seconds")}, indent=2)
+    print(json.dumps({k: meta[k] for k in ("name", "evaluation", "train_seconds")}, indent=2))
+    return 0
 
 
-def _evaluate(args) -> str:
+def _evaluate(args) -> int:
     from . import load_model
-    from .data import load_dataset
-    from .models.zoo import RECIPES, evaluate, read_meta
+    from .data import default_split, load_dataset
+    from .models.zoo import evaluate, inference_length
 
-    split = args.split or {"sst2": "dev"}.get(args.dataset, "test")
+    split = args.split or default_split(args.dataset)
     ds = load_dataset(args.dataset, split, args.data)
     if args.n is not None:
         ds = ds.subset(range(min(args.n, len(ds))))
     model, tokenizer = load_model(args.name)
-    max_length = args.max_length
-    if max_length is None:
-        folder = Path(args.name)
-        if args.name in RECIPES:
-            max_length = RECIPES[args.name].max_length
-        elif (folder / "gaflow_model.json").is_file():
-            max_length = read_meta(folder)["max_length"]
-        else:
-            max_length = 512
+    max_length = args.max_length if args.max_length is not None else inference_length(args.name)
     res = evaluate(model, tokenizer, ds, max_length)
     res["model"] = args.name
     if args.fmt == "json":
-        return json.dumps(res, indent=2)
-    return (f"{args.name} on {res['dataset']}/{res['split']}: accuracy {res['accuracy']:.4f} "
-            f"(n={res['n']}, max_length={res['max_length']}, {res['seconds']:.1f} s)")
+        print(json.dumps(res, indent=2))
+    else:
+        print(f"{args.name} on {res['dataset']}/{res['split']}: accuracy {res['accuracy']:.4f} "
+              f"(n={res['n']}, max_length={res['max_length']}, {res['seconds']:.1f} s)")
+    return 0
 
 
 def _generate(args) -> int:
@@ -204,11 +240,11 @@ def _write(output: str | None, text: str) -> None:
         raise GaflowError(f"cannot write {output}: {exc.strerror or exc}") from None
 
 
-def _bench(args) -> str:
-    from .api import known_methods
+def _bench(args) -> int:
     from .evaluation.benchmark import BenchConfig, run_benchmark
+    from .methods import method_names
 
-    methods = known_methods() if args.methods == "all" else [
+    methods = method_names() if args.methods == "all" else [
         m.strip() for m in args.methods.split(",") if m.strip()]
     cfg = BenchConfig(
         model=args.model, dataset=args.dataset, methods=methods, n=args.n, split=args.split,
@@ -220,10 +256,11 @@ def _bench(args) -> str:
     out = Path(args.out)
     table = (out / "results.md").read_text()
     wall = summary["wall_seconds"]
-    return f"{table}\nwall time {wall:.1f} s; wrote {out}/results.{{md,csv,json}} and plots"
+    print(f"{table}\nwall time {wall:.1f} s; wrote {out}/results.{{md,csv,json}} and plots")
+    return 0
 
 
-def _models() -> str:
+def _models(args) -> int:
     from .models.zoo import ZOO, artifact_dir, read_meta
 
     lines = ["name            dataset         split  n      accuracy  train time"]
@@ -236,7 +273,31 @@ def _models() -> str:
         ev = meta["evaluation"]
         lines.append(f"{name:15} {ev['dataset']:15} {ev['split']:6} {ev['n']:<6} "
                      f"{ev['accuracy']:.4f}    {meta['train_seconds']:.0f} s")
-    return "\n".join(lines)
+    print("\n".join(lines))
+    return 0
+
+
+def _methods(args) -> int:
+    from .methods import list_methods
+
+    ms = list_methods()
+    width = max(len(m.name) for m in ms)
+    for m in ms:
+        print(f"{m.name:{width}}  {m.kind:8}  {m.summary()}")
+    return 0
+
+
+def _serve(args) -> int:
+    from .server import serve
+
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"gaflow: warning: serving on {args.host}, reachable from other machines",
+              file=sys.stderr)
+    if args.queue < 0 or not 0 < args.timeout < float("inf"):
+        raise GaflowError("--queue must be >= 0 and --timeout a positive number of seconds")
+    serve(args.model, host=args.host, port=args.port, queue_size=args.queue,
+          timeout=args.timeout)
+    return 0
 
 
 def _table(exp) -> str:
@@ -269,84 +330,58 @@ def _table(exp) -> str:
     return buf.getvalue()
 
 
+def _explain(args) -> int:
+    from . import explain, load_model
+    from .methods import get_method
+    from .methods.base import OPTION_DEFAULTS
+
+    if args.generate:
+        return _generate(args)
+    if args.output:  # before any work: a bad path must not cost a whole computation
+        validate.output_path(args.output, args.force)
+    validate.mu(args.mu)
+    validate.device(args.backend, args.device)
+    methods = [m.strip() for m in (args.method or DEFAULT_METHOD).split(",") if m.strip()]
+    if not methods:
+        raise GaflowError("--method is empty")
+    if args.continuation or args.residual is not None or args.exclude_first:
+        raise GaflowError("--continuation, --residual and --exclude-first need --generate")
+    chosen = [get_method(m) for m in methods]
+    if args.fmt == "svg" and chosen[0].kind != "flow":
+        raise GaflowError(f"--format svg draws a flow: use a flow method ({DEFAULT_METHOD}, "
+                          f"agf, af, gf), not {methods[0]}")
+    model, tokenizer = load_model(args.model)
+    options = {"outputs": args.outputs, "mu": args.mu, "backend": args.backend,
+               "device": args.device}
+    for name, value in options.items():  # a set option must apply to one method at least
+        if value != OPTION_DEFAULTS[name] and not any(name in m.options for m in chosen):
+            chosen[0].check_options({name: value})
+    exps = [  # in a list, each method takes the options that apply to it (gaflow methods)
+        explain(model, tokenizer, args.text, method=m.name, target=args.target,
+                truncation=args.truncate, keep_flows=args.fmt == "svg" and k == 0,
+                **{n: v for n, v in options.items() if n in m.options})
+        for k, m in enumerate(chosen)
+    ]
+    if args.fmt == "json":
+        docs = [e.to_dict() for e in exps]
+        text = json.dumps(docs[0] if len(docs) == 1 else docs, indent=2) + "\n"
+    elif args.fmt == "html":
+        text = exps[0].to_html(exps[1:], title=f"gaflow · {args.model or 'minilm-sst2'}")
+    elif args.fmt == "svg":
+        text = exps[0].flow_figure(top_k=args.top_k).to_svg()
+    else:
+        text = "".join(_table(e) for e in exps)
+    _write(args.output, text)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        if args.command == "train":
-            print(_train(args))
-            return 0
-        if args.command == "evaluate-model":
-            print(_evaluate(args))
-            return 0
-        if args.command == "models":
-            print(_models())
-            return 0
-        if args.command == "bench":
-            print(_bench(args))
-            return 0
-        if args.command == "serve":
-            from .server import serve
-
-            if args.host not in ("127.0.0.1", "localhost", "::1"):
-                print(f"gaflow: warning: serving on {args.host}, reachable from other machines",
-                      file=sys.stderr)
-            if args.queue < 0 or not 0 < args.timeout < float("inf"):
-                raise GaflowError("--queue must be >= 0 and --timeout a positive number of "
-                                  "seconds")
-            serve(args.model, host=args.host, port=args.port, queue_size=args.queue,
-                  timeout=args.timeout)
-            return 0
-        from . import explain, load_model
-
-        if args.generate:
-            return _generate(args)
-
-        if args.output:  # before any work: a bad path must not cost a whole computation
-            validate.output_path(args.output, args.force)
-        validate.mu(args.mu)
-        validate.device(args.backend, args.device)
-        methods = [m.strip() for m in (args.method or DEFAULT_METHOD).split(",") if m.strip()]
-        if not methods:
-            raise GaflowError("--method is empty")
-        if args.continuation or args.residual is not None or args.exclude_first:
-            raise GaflowError("--continuation, --residual and --exclude-first need --generate")
-        from .flow.constructions import flow_construction
-
-        if args.fmt == "svg" and flow_construction(methods[0]) is None:
-            raise GaflowError(f"--format svg draws a flow: use a flow method ({DEFAULT_METHOD}, "
-                              f"agf, af, gf), not {methods[0]}")
-        model, tokenizer = load_model(args.model)
-        exps = [
-            explain(
-                model,
-                tokenizer,
-                args.text,
-                method=method,
-                target=args.target,
-                outputs=args.outputs,
-                mu=args.mu,
-                truncation=args.truncate,
-                keep_flows=args.fmt == "svg",
-                # the solver options apply to the flow methods; baselines ignore them
-                **({"backend": args.backend, "device": args.device}
-                   if flow_construction(method) is not None else {}),
-            )
-            for method in methods
-        ]
-        if args.fmt == "json":
-            docs = [e.to_dict() for e in exps]
-            text = json.dumps(docs[0] if len(docs) == 1 else docs, indent=2) + "\n"
-        elif args.fmt == "html":
-            text = exps[0].to_html(exps[1:], title=f"gaflow · {args.model or 'minilm-sst2'}")
-        elif args.fmt == "svg":
-            text = exps[0].flow_figure(top_k=args.top_k).to_svg()
-        else:
-            text = "".join(_table(e) for e in exps)
-        _write(args.output, text)
+        return args.func(args)
     except GaflowError as exc:
         print(f"gaflow: error: {exc}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

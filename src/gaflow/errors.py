@@ -24,3 +24,7 @@ class UnknownNameError(GaflowError, KeyError):
 
 class ConvergenceWarning(UserWarning):
     """The solver stopped before reaching its accuracy contract."""
+
+
+class EmptyFlowWarning(UserWarning):
+    """No flow reaches the output: every score of the explanation is 0."""

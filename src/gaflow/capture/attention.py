@@ -6,6 +6,7 @@ GAF (Azarkhalili & Libbrecht 2025), Sec. 3.1: the gradient is that of the target
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -20,8 +21,9 @@ class Capture:
     """What one batched pass recorded (numpy, float64 for the downstream math).
 
     Attributes:
-        attentions: (B, L, H, t, t) post-softmax attention, row = query (receiving) token.
-        gradients: (B, L, H, t, t) d logit[target] / d attention.
+        attentions: (B, L, H, t, t) post-softmax attention, row = query (receiving) token;
+            ``None`` when an information tensor was formed in the pass (``tensor=``).
+        gradients: (B, L, H, t, t) d logit[target] / d attention; ``None`` likewise.
         mask: (B, t) bool, real (non-padding) tokens.
         logits: (B, C) classifier logits.
         targets: (B,) target class per example.
@@ -29,15 +31,20 @@ class Capture:
             target logit at each layer's residual sum (:mod:`gaflow.capture.stream`); else None.
         value_norms: with ``values=True``, (B, L, H, t) norms of each head's transformed value
             vectors (:func:`gaflow.capture.stream.value_norms`); else None.
+        tensor: with ``tensor=fn``, (B, L, t, t) ``fn(A_l, G_l)`` per layer, formed in torch in
+            float64 from the model's own tensors; else None.
+        heads: attention heads per layer (H).
     """
 
-    attentions: np.ndarray
-    gradients: np.ndarray
+    attentions: np.ndarray | None
+    gradients: np.ndarray | None
     mask: np.ndarray
     logits: np.ndarray
     targets: np.ndarray
     stream: np.ndarray | None = None
     value_norms: np.ndarray | None = None
+    tensor: np.ndarray | None = None
+    heads: int = 0
 
 
 def ensure_eager(model: torch.nn.Module) -> None:
@@ -120,6 +127,7 @@ def capture(
     stream: bool = False,
     objective: str = "logit",
     values: bool = False,
+    tensor: Callable | None = None,
 ) -> Capture:
     """Run the model with attentions kept in the graph and back-propagate the target logits.
 
@@ -136,6 +144,10 @@ def capture(
             for two classes the log-odds ``z_t - z_o``; in general ``d log p_t / (1 - p_t)``,
             the direction of the target probability without its saturation.
         values: also record the norms of the transformed value vectors (post-norm encoders).
+        tensor: an elementwise information tensor ``fn(A, G)`` that works on torch tensors
+            (:data:`gaflow.flow.tensors.ELEMENTWISE`): formed per layer on the model's device,
+            in float64, so that only the (B, L, t, t) result leaves it, never the (B, L, H, t, t)
+            attentions and gradients (``Capture.attentions``/``gradients`` are then None).
     """
     if objective not in OBJECTIVES:
         raise InputError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
@@ -179,17 +191,30 @@ def capture(
             "the target logit does not depend on the returned attention tensors (no gradient); "
             "this model's attentions are not part of its computation graph"
         )
-    attn = np.stack([a.detach().double().cpu().numpy() for a in attentions], axis=1)
-    grad = np.stack([g.detach().double().cpu().numpy() for g in grads], axis=1)
-    if not (np.isfinite(attn).all() and np.isfinite(grad).all()):
+    attn = grad = formed = None
+    if tensor is None:
+        attn = np.stack([a.detach().double().cpu().numpy() for a in attentions], axis=1)
+        grad = np.stack([g.detach().double().cpu().numpy() for g in grads], axis=1)
+        finite = np.isfinite(attn).all() and np.isfinite(grad).all()
+    else:
+        with torch.no_grad():
+            formed = torch.stack([tensor(a.detach().double(), g.detach().double())
+                                  for a, g in zip(attentions, grads, strict=True)], dim=1)
+        finite = bool(torch.isfinite(formed).all()) and all(
+            bool(torch.isfinite(x).all()) for x in (*attentions, *grads))
+        formed = formed.cpu().numpy()
+    if not finite:
         raise ModelError("attention weights or their gradients contain NaN or inf")
     mask = inputs.get("attention_mask")
+    batch, t = attentions[0].shape[0], attentions[0].shape[-1]
     mask_np = (
-        np.ones(attn.shape[0:1] + attn.shape[-1:], dtype=bool)
+        np.ones((batch, t), dtype=bool)
         if mask is None
         else mask.detach().cpu().numpy().astype(bool)
     )
     return Capture(
+        heads=int(attentions[0].shape[1]),
+        tensor=formed,
         attentions=attn,
         gradients=grad,
         mask=mask_np,

@@ -247,10 +247,12 @@ class DatasetSpec:
     reader: Callable[[Path, str], TextDataset] | None
     splits: tuple[str, ...]
     hub_id: str
+    held_out: str = "test"  # the split evaluations use by default
 
 
 DATASETS: dict[str, DatasetSpec] = {
-    "sst2": DatasetSpec(_read_sst2, ("train", "dev", "validation", "test"), "stanfordnlp/sst2"),
+    "sst2": DatasetSpec(_read_sst2, ("train", "dev", "validation", "test"), "stanfordnlp/sst2",
+                        held_out="dev"),
     "imdb": DatasetSpec(_read_imdb, ("train", "test"), "stanfordnlp/imdb"),
     "ag_news": DatasetSpec(_read_ag_news, ("train", "test"), "fancyzhx/ag_news"),
     "yelp_polarity": DatasetSpec(_read_yelp, ("train", "test"), "fancyzhx/yelp_polarity"),
@@ -259,6 +261,13 @@ DATASETS: dict[str, DatasetSpec] = {
     ),
     "amazon_polarity": DatasetSpec(_read_amazon, ("train", "test"), "fancyzhx/amazon_polarity"),
 }
+
+
+def default_split(name: str) -> str:
+    """The split that evaluations and benchmarks use when none is given: the dataset's
+    held-out part (SST-2: ``dev``, whose labels are public; elsewhere ``test``)."""
+    spec = DATASETS.get(name)
+    return spec.held_out if spec is not None else "test"
 
 
 def load_dataset(name: str, split: str, path: str | os.PathLike | None = None) -> TextDataset:

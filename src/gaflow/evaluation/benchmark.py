@@ -13,12 +13,14 @@ import csv
 import json
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
+from ..flow.constructions import DEFAULT_METHOD
+from ..info import versions
 from .faithfulness import (
     AOPC_FRACTIONS,
     ERASER_BINS,
@@ -84,7 +86,7 @@ def evaluate_explanation(model, tokenizer, exp, label: int, cfg: BenchConfig,
     c20 = counts(n_free, [0.2])[0]
     seqs.append(perturb(ids, top_positions(scores, special, c20), "delete", tokenizer))
     tags.append(("acc20", 0))
-    probs = class_probabilities(model, seqs, tokenizer.pad_token_id, cfg.batch_size * 8)
+    probs = class_probabilities(model, seqs, tokenizer, cfg.batch_size * 8)
     p = probs[:, exp.target]
     rec: dict = {"target": int(exp.target), "label": int(label), "n_tokens": len(ids),
                  "p_orig": float(p[0]), "curves": {},
@@ -119,12 +121,6 @@ def metric_values(records: list[dict], modes: list[str]) -> dict[str, np.ndarray
     return out
 
 
-def _versions() -> dict:
-    from ..api import _versions as v
-
-    return {**v(), "platform": platform.platform()}
-
-
 def run_benchmark(cfg: BenchConfig, out_dir: str | Path, data_path=None, progress: bool = True,
                   fresh: bool = False, cached_only: bool = False) -> dict:
     """Run (or resume) a benchmark and write its results; returns the summary dict.
@@ -135,26 +131,27 @@ def run_benchmark(cfg: BenchConfig, out_dir: str | Path, data_path=None, progres
     if cached_only and fresh:
         raise InputError("cached_only and fresh exclude each other")
     from .. import explain, load_model
-    from ..api import known_methods
-    from ..data import load_dataset
-    from ..models.zoo import RECIPES
+    from ..data import default_split, load_dataset
+    from ..methods import method_names
+    from ..models.zoo import inference_length
 
-    unknown = [m for m in cfg.methods if m not in known_methods()]
+    unknown = [m for m in cfg.methods if m not in method_names()]
     if unknown:
-        raise InputError(f"unknown methods {unknown}; known: {', '.join(known_methods())}")
+        raise InputError(f"unknown methods {unknown}; known: {', '.join(method_names())}")
     bad = [m for m in cfg.modes if m not in MODES]
     if bad:
         raise InputError(f"unknown perturbation modes {bad}; known: {MODES}")
     out = Path(out_dir)
     cache = out / "cache"
     cache.mkdir(parents=True, exist_ok=True)
-    split = cfg.split or {"sst2": "dev"}.get(cfg.dataset, "test")
-    cfg.split = split
-    if cfg.max_length is None:
-        cfg.max_length = RECIPES[cfg.model].max_length if cfg.model in RECIPES else 512
+    # a copy: the caller's configuration stays as it was
+    cfg = replace(cfg, methods=list(dict.fromkeys(cfg.methods)),
+                  split=cfg.split or default_split(cfg.dataset),
+                  max_length=inference_length(cfg.model) if cfg.max_length is None
+                  else cfg.max_length)
+    split = cfg.split
     if cfg.n < 1 or cfg.batch_size < 1:
         raise InputError(f"n and batch_size must be positive, got {cfg.n} and {cfg.batch_size}")
-    cfg.methods = list(dict.fromkeys(cfg.methods))
     stamp = cache / "config.json"
     if not stamp.exists() and any(p.name != "cache" for p in out.iterdir()):
         raise InputError(f"{out} is not empty and holds no benchmark; choose an empty --out")
@@ -189,15 +186,13 @@ def run_benchmark(cfg: BenchConfig, out_dir: str | Path, data_path=None, progres
         records = {m: r for m, r in records.items() if r}
 
     t_start = time.perf_counter()
-    bar = _progress(progress, len(todo))
-    with bar:
-        task = bar.add_task("bench", total=len(todo)) if bar else None
+    with _progress(progress and bool(todo)) as bar:
+        task = bar.add_task("bench", total=len(todo))
         for method in cfg.methods:
             pending = [k for m, k in todo if m == method]
             for s in range(0, len(pending), cfg.batch_size):
                 chunk = pending[s : s + cfg.batch_size]
-                if bar:
-                    bar.update(task, description=f"{method:>22}")
+                bar.update(task, description=f"{method:>22}")
                 t0 = time.perf_counter()
                 exps = explain(model, tokenizer, [ds.texts[k] for k in chunk], method=method,
                                truncation=True, max_length=cfg.max_length,
@@ -210,8 +205,7 @@ def run_benchmark(cfg: BenchConfig, out_dir: str | Path, data_path=None, progres
                         rec.update(id=ds.ids[k], method=method, seconds=per)
                         fh.write(json.dumps(rec) + "\n")
                         records[method].append(rec)
-                if bar:
-                    bar.advance(task, len(chunk))
+                bar.advance(task, len(chunk))
     wall = time.perf_counter() - t_start
     order = {i: k for k, i in enumerate(ds.ids)}
     for method in records:
@@ -235,15 +229,8 @@ def _read_cache(f: Path) -> list[dict]:
     return out
 
 
-def _progress(enabled: bool, total: int):
-    if not enabled or total == 0:
-        from contextlib import nullcontext
-
-        class _No(nullcontext):
-            def __bool__(self):
-                return False
-
-        return _No()
+def _progress(enabled: bool):
+    """A rich progress bar with ETA; shows nothing when not ``enabled``."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -254,7 +241,8 @@ def _progress(enabled: bool, total: int):
     )
 
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                    disable=not enabled)
 
 
 def write_results(cfg: BenchConfig, records: dict[str, list[dict]], out: Path, wall: float,
@@ -262,7 +250,9 @@ def write_results(cfg: BenchConfig, records: dict[str, list[dict]], out: Path, w
     """Aggregate cached records into results.{md,csv,json} and curve plots."""
     from ..viz.plots import Curve, curve_plot
 
-    summary: dict = {"config": asdict(cfg), "versions": _versions(), "wall_seconds": wall,
+    summary: dict = {"config": asdict(cfg),
+                     "versions": {**versions(), "platform": platform.platform()},
+                     "wall_seconds": wall,
                      "n_examples": len(ds), "dataset_source": ds.source, "methods": {}}
     for method, recs in records.items():
         if not recs:
@@ -303,10 +293,10 @@ def write_results(cfg: BenchConfig, records: dict[str, list[dict]], out: Path, w
         what = "deleted" if mode == "delete" else f"replaced by [{mode.upper()}]"
         title = f"{cfg.dataset}/{cfg.split}, {cfg.model}: top-k% tokens {what}"
         curve_plot(curves_p, out / f"aopc_{mode}.png", title=title, xlabel="% of tokens",
-                   ylabel="p(ŷ|x) − p(ŷ|x̃)  (higher = more faithful)", highlight="agf",
+                   ylabel="p(ŷ|x) − p(ŷ|x̃)  (higher = more faithful)", highlight=DEFAULT_METHOD,
                    overwrite=True)
         curve_plot(curves_l, out / f"lodds_{mode}.png", title=title, xlabel="% of tokens",
-                   ylabel="log p(ŷ|x̃)/p(ŷ|x)  (lower = more faithful)", highlight="agf",
+                   ylabel="log p(ŷ|x̃)/p(ŷ|x)  (lower = more faithful)", highlight=DEFAULT_METHOD,
                    overwrite=True)
     return summary
 

@@ -2,9 +2,9 @@
 make a flow method.
 
 The paper's methods (``agf``, ``af``, ``gf`` and every tensor added with
-:func:`~gaflow.flow.tensors.register_tensor`) are the tensor alone: attention edges only, the
-gradient of the target logit, the central maximum flow (Azarkhalili & Libbrecht 2025). A
-construction registered here adds, on the same layered graph:
+:func:`gaflow.register_tensor`) are the tensor alone: attention edges only, the gradient of the
+target logit, the central maximum flow (Azarkhalili & Libbrecht 2025). A construction
+(registered as a method by :func:`gaflow.register_flow`) adds, on the same layered graph:
 
 * ``residual``: a self-edge ``(l, i) -> (l+1, i)`` for the residual stream: a fixed share of each
   node's in-capacity (``0 < r <= 1``, :func:`~gaflow.flow.seq2seq.with_residual`) or
@@ -27,10 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..capture.attention import OBJECTIVES
 from ..errors import InputError
-from .seq2seq import check_residual, with_residual, with_self_edges
-from .tensors import INFORMATION_TENSORS
+from .seq2seq import with_residual, with_self_edges
 
 ROUTINGS = ("central", "proportional")
 WEIGHTS = ("attention", "norms")
@@ -68,66 +66,12 @@ class Construction:
         return with_residual(tensor, float(self.residual))
 
 
-#: Named constructions beyond the paper's tensors (``agf``, ``af``, ``gf``).
-CONSTRUCTIONS: dict[str, Construction] = {}
-
-
-def register_flow(name: str, tensor: str, *, residual: float | str = 0.0,
-                  objective: str = "logit", routing: str = "central", description: str = "",
-                  weights: str = "attention", overwrite: bool = False) -> Construction:
-    """Register a flow construction usable as ``gaflow.explain(..., method=name)``.
-
-    Args:
-        name: the method name (must not clash with an information tensor or a baseline).
-        tensor: a registered information tensor (``agf``, ``af``, ``gf``, ...).
-        residual: ``0`` (none), a share in ``(0, 1]``, or ``"gradient"`` (measured; post-norm
-            encoders, :data:`gaflow.capture.stream.POST_NORM_ENCODERS`).
-        objective: ``"logit"`` or ``"contrast"``.
-        routing: ``"central"`` or ``"proportional"``.
-        weights: ``"attention"`` or ``"norms"``.
-    """
-    from ..methods import METHODS
-
-    if not isinstance(name, str) or not name:
-        raise InputError("a flow needs a non-empty string name")
-    if not overwrite and (name in CONSTRUCTIONS or name in INFORMATION_TENSORS or name in METHODS):
-        raise InputError(f"method {name!r} exists; pass overwrite=True to replace it")
-    if tensor not in INFORMATION_TENSORS:
-        raise InputError(f"unknown information tensor {tensor!r}; known: "
-                         f"{', '.join(INFORMATION_TENSORS)}")
-    check_residual(residual)
-    if objective not in OBJECTIVES:
-        raise InputError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-    if routing not in ROUTINGS:
-        raise InputError(f"routing must be one of {ROUTINGS}, got {routing!r}")
-    if weights not in WEIGHTS:
-        raise InputError(f"weights must be one of {WEIGHTS}, got {weights!r}")
-    spec = Construction(name, tensor, residual, objective, routing, description, weights)
-    CONSTRUCTIONS[name] = spec
-    return spec
-
-
-def flow_methods() -> list[str]:
-    """Every flow method: the default first, then the paper's tensors (and registered ones),
-    then the registered constructions."""
-    return list(dict.fromkeys([DEFAULT_METHOD, *INFORMATION_TENSORS, *CONSTRUCTIONS]))
-
-
-def flow_construction(method: str) -> Construction | None:
-    """The construction of a flow method; ``None`` for a name that is not a flow."""
-    if method in CONSTRUCTIONS:
-        return CONSTRUCTIONS[method]
-    if method in INFORMATION_TENSORS:
-        return Construction(method, method, description="the paper's construction")
-    return None
-
-
 #: The default method of :func:`gaflow.explain`, the CLI and the explorer, chosen on
 #: development data (docs/ablation.md): attention edges ``agf_net`` and the residual stream's
 #: self-edges, both measured by gradient x activation of the target logit with the LayerNorms'
 #: scales held fixed, routed in proportion to capacity.
 DEFAULT_METHOD = "agf_rp"
-CONSTRUCTIONS[DEFAULT_METHOD] = Construction(
+DEFAULT_CONSTRUCTION = Construction(
     DEFAULT_METHOD, "agf_net", residual="gradient", objective="logit",
     routing="proportional",
     description="residual-aware AGF, proportional routing (the default; docs/ablation.md)",

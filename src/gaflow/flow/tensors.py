@@ -1,7 +1,7 @@
 """Information tensors (GAF Sec. 3.2): per layer, a head-averaged (t, t) capacity matrix.
 
 Each function maps attention ``A`` and its gradient ``G`` (both (L, H, t, t), row = receiving
-token) to ``(L, t, t)`` non-negative capacities:
+token; axis 1 = heads) to ``(L, t, t)`` non-negative capacities:
 
 * ``af``:  mean_h(A)                      (attention flow)
 * ``gf``:  mean_h(max(G, 0))              (gradient flow)
@@ -26,10 +26,14 @@ TensorFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 INFORMATION_TENSORS: dict[str, TensorFn] = {
     "af": lambda a, g: a.mean(axis=1),
-    "gf": lambda a, g: np.maximum(g, 0.0).mean(axis=1),
-    "agf": lambda a, g: np.maximum(a * g, 0.0).mean(axis=1),
-    "agf_net": lambda a, g: np.maximum((a * g).sum(axis=1), 0.0) / a.shape[1],
+    "gf": lambda a, g: g.clip(min=0.0).mean(axis=1),
+    "agf": lambda a, g: (a * g).clip(min=0.0).mean(axis=1),
+    "agf_net": lambda a, g: (a * g).sum(axis=1).clip(min=0.0) / a.shape[1],
 }
+#: the built-in tensors: written once for NumPy arrays and torch tensors alike, and elementwise
+#: in the token pair (i, j), so that they may be formed on a padded batch inside the model's
+#: pass (:func:`gaflow.capture.capture`, ``tensor=``) and cut to the real tokens afterwards
+ELEMENTWISE = frozenset(INFORMATION_TENSORS)
 
 
 def register_tensor(name: str, fn: TensorFn, *, overwrite: bool = False) -> None:
@@ -38,6 +42,8 @@ def register_tensor(name: str, fn: TensorFn, *, overwrite: bool = False) -> None
         raise InputError("an information tensor needs a non-empty string name")
     if name in INFORMATION_TENSORS and not overwrite:
         raise InputError(f"information tensor {name!r} exists; pass overwrite=True to replace it")
+    if name in ELEMENTWISE:
+        raise InputError(f"the built-in information tensor {name!r} cannot be replaced")
     if not callable(fn):
         raise InputError(f"information tensor {name!r} must be callable (A, G) -> capacities")
     INFORMATION_TENSORS[name] = fn
@@ -51,6 +57,11 @@ def information_tensor(name: str, attentions: np.ndarray, gradients: np.ndarray)
         )
     caps = np.asarray(INFORMATION_TENSORS[name](attentions, gradients), dtype=np.float64)
     expected = (attentions.shape[0], attentions.shape[2], attentions.shape[3])
+    return check_tensor(name, caps, expected)
+
+
+def check_tensor(name: str, caps: np.ndarray, expected: tuple[int, ...]) -> np.ndarray:
+    """``caps`` if it has the ``expected`` shape and is finite and non-negative."""
     if caps.shape != expected:
         raise InputError(f"information tensor {name!r} returned shape {caps.shape}, not {expected}")
     if not np.isfinite(caps).all() or (caps < 0).any():

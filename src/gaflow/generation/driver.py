@@ -29,6 +29,7 @@ from ..flow.seq2seq import (
     with_self_edges,
 )
 from ..flow.tensors import INFORMATION_TENSORS
+from ..info import versions
 from ..result import GenerationExplanation
 from ..solvers import solve_flow
 from .strategies import Item, Stack, strategy_for
@@ -165,11 +166,9 @@ def _np(ts) -> np.ndarray:
 
 
 def _config(model, opts, extra) -> dict:
-    from ..api import _versions
-
     return {**opts, **extra, "model": getattr(model.config, "_name_or_path", "")
             or model.__class__.__name__, "model_class": model.__class__.__name__,
-            "versions": _versions()}
+            "versions": versions()}
 
 
 class _Recorded:

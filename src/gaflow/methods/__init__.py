@@ -1,11 +1,50 @@
-"""Attribution baselines behind one registry (``gaflow.explain(..., method=NAME)``).
+"""Every attribution method behind one registry (``gaflow.explain(..., method=NAME)``).
 
-The GAF flows (``agf``, ``af``, ``gf`` and registered information tensors) live in
-``gaflow.flow``; everything else is registered here. See :mod:`gaflow.methods.base` for the sign
-convention shared by every method.
+The flows (:mod:`gaflow.methods.flows`: the default ``agf_rp``, the paper's ``agf``, ``af``,
+``gf``) and the baselines (attention, gradient, CAT, GAE modules) are :class:`Method` objects in
+:data:`METHODS`; :func:`list_methods` lists them. See :mod:`gaflow.methods.base` for the interface
+and the sign convention shared by every method.
 """
 
-from . import attention, cat, gae, gradient  # noqa: F401  (registration)
-from .base import METHODS, Batch, Method, register_method
+from . import (  # noqa: F401  (registration)
+    attention,
+    cat,
+    flows,  # noqa: F401  (registration: flows first, the default leads)
+    gae,
+    gradient,
+)
+from .base import (
+    METHODS,
+    Attributions,
+    Baseline,
+    Batch,
+    Method,
+    Request,
+    get_method,
+    method_names,
+    register_method,
+)
+from .flows import FlowMethod, register_flow, register_tensor
 
-__all__ = ["METHODS", "Batch", "Method", "register_method"]
+
+def list_methods(kind: str | None = None) -> list[Method]:
+    """The registered methods, flows first (the default leads); ``kind``: ``"flow"`` or
+    ``"baseline"`` to filter."""
+    return [METHODS[n] for n in method_names(kind)]
+
+
+__all__ = [
+    "METHODS",
+    "Attributions",
+    "Baseline",
+    "Batch",
+    "FlowMethod",
+    "Method",
+    "Request",
+    "get_method",
+    "method_names",
+    "list_methods",
+    "register_flow",
+    "register_method",
+    "register_tensor",
+]

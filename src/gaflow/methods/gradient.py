@@ -1,7 +1,8 @@
 """Gradient and perturbation baselines: gradient × input, Integrated Gradients (captum), and
 leave-one-out occlusion.
 
-* ``grad_input``: Σ_d (∂y/∂e_i ⊙ e_i)_d with e_i the word embedding of token i, y the target logit.
+* ``grad_input``: Σ_d (∂y/∂e_i ⊙ e_i)_d with e_i the word embedding of token i, y the target logit
+  (captum's ``InputXGradient`` on the word embeddings).
 * ``integrated_gradients``: captum's ``LayerIntegratedGradients`` on the word-embedding layer,
   50 steps (Gauss-Legendre), target logit; the baseline replaces every real non-special token by
   [PAD] (special tokens and the attention mask are kept); summed over the embedding dimension.
@@ -14,30 +15,31 @@ import numpy as np
 import torch
 
 from ..batching import class_probabilities
-from ..errors import GaflowError
-from .base import Batch, register_method, target_logits
+from .base import Batch, register_method
 
 IG_STEPS = 50
 
 
 def grad_input(batch: Batch) -> list[np.ndarray]:
-    emb_layer = batch.model.get_input_embeddings()
-    inputs = {k: v for k, v in batch.inputs.items() if k != "input_ids"}
-    with torch.enable_grad():
-        emb = emb_layer(batch.inputs["input_ids"]).detach().requires_grad_(True)
-        out = batch.model(inputs_embeds=emb, **inputs)
-        (grad,) = torch.autograd.grad(target_logits(out.logits, batch.targets), emb)
-    scores = (grad * emb).sum(-1).detach().double().cpu().numpy()
+    from captum.attr import InputXGradient
+
+    keys = [k for k in batch.inputs if k != "input_ids"]
+
+    def forward(embeds, *extra):
+        return batch.model(inputs_embeds=embeds, **dict(zip(keys, extra, strict=True))).logits
+
+    with torch.no_grad():
+        emb = batch.model.get_input_embeddings()(batch.inputs["input_ids"])
+    emb.requires_grad_(True)
+    attr = InputXGradient(forward).attribute(
+        emb, target=list(batch.targets), additional_forward_args=tuple(batch.inputs[k]
+                                                                      for k in keys))
+    scores = attr.sum(-1).detach().double().cpu().numpy()
     return [scores[b, batch.real(b)] for b in range(scores.shape[0])]
 
 
 def integrated_gradients(batch: Batch, n_steps: int = IG_STEPS) -> list[np.ndarray]:
-    try:
-        from captum.attr import LayerIntegratedGradients
-    except ImportError as exc:
-        raise GaflowError(
-            "integrated_gradients uses captum: pip install captum (or 'gaflow[bench]')"
-        ) from exc
+    from captum.attr import LayerIntegratedGradients
 
     keys = [k for k in batch.inputs if k != "input_ids"]
 
@@ -68,7 +70,7 @@ def occlusion(batch: Batch, chunk: int = 64) -> list[np.ndarray]:
         ids = batch.inputs["input_ids"][b, real].tolist()
         special = batch.special[b, real]
         variants = [ids] + [ids[:i] + ids[i + 1 :] for i in range(len(ids)) if not special[i]]
-        p = class_probabilities(batch.model, variants, batch.tokenizer.pad_token_id, chunk)
+        p = class_probabilities(batch.model, variants, batch.tokenizer, chunk)
         p = p[:, batch.targets[b]]
         scores = np.zeros(len(ids))
         scores[~special] = p[0] - p[1:]

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..batching import pad_ids
+from ..batching import pad_batch
 from ..errors import InputError
 
 # LoRA on the attention projections and the feed-forward input of every encoder layer (BERT names).
@@ -75,8 +75,8 @@ def encode(
     return out
 
 
-def _collate(batch: list[list[int]], pad_id: int) -> dict[str, torch.Tensor]:
-    ids, mask = pad_ids(batch, pad_id)
+def _collate(batch: list[list[int]], tokenizer) -> dict[str, torch.Tensor]:
+    ids, mask = pad_batch(tokenizer, batch)
     return {"input_ids": ids, "attention_mask": mask}
 
 
@@ -90,7 +90,7 @@ def predict(model, tokenizer, texts, max_length: int, batch_size: int = 64,
     probs = np.zeros((len(enc), model.config.num_labels))
     for s in range(0, len(order), batch_size):
         idx = order[s : s + batch_size]
-        batch = _collate([enc[i] for i in idx], tokenizer.pad_token_id)
+        batch = _collate([enc[i] for i in idx], tokenizer)
         device = next(model.parameters()).device
         logits = model(**{k: v.to(device) for k, v in batch.items()}).logits.float()
         probs[idx] = torch.softmax(logits, -1).cpu().numpy()
@@ -137,7 +137,7 @@ def train(model, tokenizer, texts, labels, cfg: TrainConfig, log=print) -> dict:
     losses, t0 = [], time.perf_counter()
     for step in range(steps):
         idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-        batch = _collate([enc[i] for i in idx], tokenizer.pad_token_id)
+        batch = _collate([enc[i] for i in idx], tokenizer)
         device = next(model.parameters()).device
         out = model(**{k: v.to(device) for k, v in batch.items()}, labels=y[idx].to(device))
         out.loss.backward()

@@ -152,6 +152,16 @@ def read_meta(folder: Path) -> dict:
     return json.loads(f.read_text())
 
 
+def inference_length(name: str) -> int:
+    """Tokens per text at inference for a model name: a zoo recipe's length, a trained folder's
+    recorded length, else 512 (hub ids and other local models)."""
+    if name in RECIPES:
+        return RECIPES[name].max_length
+    if (Path(name) / "gaflow_model.json").is_file():
+        return int(read_meta(Path(name))["max_length"])
+    return 512
+
+
 def load_zoo_model(name_or_folder: str | Path):
     """Load a zoo model (by name, or an artifact folder) merged into a plain BERT classifier.
 

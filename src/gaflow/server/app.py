@@ -26,6 +26,7 @@ MAX_BODY = 64 * 1024  # bytes of a request body
 QUEUE = 4  # explanations waiting behind the running one
 TIMEOUT = 60.0  # seconds a request waits for its explanation
 SWITCH_INTERVAL = 0.0005  # seconds; see serve()
+MAX_COMPARE = 4  # methods shown side by side in one request
 
 
 def create_app(model, tokenizer, model_name: str, max_chars: int = MAX_CHARS, top_k: int = 150,
@@ -42,10 +43,11 @@ def create_app(model, tokenizer, model_name: str, max_chars: int = MAX_CHARS, to
 
     from .. import validate
     from ..api import explain
-    from ..flow.constructions import DEFAULT_METHOD, flow_methods
+    from ..flow.constructions import DEFAULT_METHOD
+    from ..methods import list_methods
     from ..viz.html import render_fragment
 
-    flows = flow_methods()
+    registered = {m.name: m for m in list_methods()}
 
     page = resources.files("gaflow.server").joinpath("index.html").read_text(encoding="utf-8")
     labels = [str(model.config.id2label[k]) for k in sorted(model.config.id2label)]
@@ -64,6 +66,8 @@ def create_app(model, tokenizer, model_name: str, max_chars: int = MAX_CHARS, to
     class ExplainRequest(BaseModel):
         text: StrictStr
         method: StrictStr = DEFAULT_METHOD
+        #: more methods shown side by side with ``method`` (at most MAX_COMPARE in all)
+        compare: list[StrictStr] = []
         target: StrictStr | StrictInt | None = None
 
     @app.get("/", response_class=HTMLResponse)
@@ -72,28 +76,33 @@ def create_app(model, tokenizer, model_name: str, max_chars: int = MAX_CHARS, to
 
     @app.get("/api/info")
     async def info() -> dict:
-        return {"model": model_name, "labels": labels, "methods": flows,
-                "default_method": DEFAULT_METHOD,
+        return {"model": model_name, "labels": labels, "methods": list(registered),
+                "descriptions": {n: f"{m.kind}: {m.summary()}" for n, m in registered.items()},
+                "default_method": DEFAULT_METHOD, "max_compare": MAX_COMPARE,
                 "max_chars": max_chars}
 
     @app.get("/api/health")
     async def health() -> dict:
         return {"status": "ok", "admitted": jobs.admitted, "capacity": jobs.capacity}
 
-    def work(text: str, method: str, target: int | None) -> dict:
+    def work(text: str, names: list[str], target: int | None) -> dict:
         t0 = time.perf_counter()
-        exp = explain(model, tokenizer, text, method=method, target=target,
-                      truncation=True, keep_flows=True)
+        exps = [explain(model, tokenizer, text, method=name, target=target, truncation=True,
+                        keep_flows=registered[name].kind == "flow") for name in names]
+        exp = exps[0]
+        drawn = next((e for e in exps if e.flows is not None), None)  # the first flow's graph
         return {
             "target_label": exp.target_label,
             "probability": exp.probability,
             "predicted_label": labels[exp.predicted] if exp.predicted < len(labels) else "",
             "method": exp.method,
+            "methods": names,
             "n_tokens": len(exp.tokens),
             "truncated": bool(exp.config.get("truncated")),
             "seconds": time.perf_counter() - t0,
-            "heatmap": render_fragment(exp),
-            "flow_svg": exp.flow_figure(top_k=top_k).to_svg(),
+            "heatmap": render_fragment(exps),
+            "flow_method": None if drawn is None else drawn.method,
+            "flow_svg": "" if drawn is None else drawn.flow_figure(top_k=top_k).to_svg(),
         }
 
     busy = {"Retry-After": "5"}
@@ -107,17 +116,22 @@ def create_app(model, tokenizer, model_name: str, max_chars: int = MAX_CHARS, to
             raise HTTPException(
                 422, f"the text has {len(text)} characters; the limit is {max_chars}"
             )
-        if req.method not in flows:
+        names = list(dict.fromkeys([req.method, *req.compare]))
+        unknown = [n for n in names if n not in registered]
+        if unknown:
             raise HTTPException(
-                422, f"unknown method {req.method!r}; choose one of {', '.join(flows)}"
+                422, f"unknown method {unknown[0]!r}; choose one of {', '.join(registered)}"
             )
+        if len(names) > MAX_COMPARE:
+            raise HTTPException(422, f"at most {MAX_COMPARE} methods side by side, got "
+                                f"{len(names)}")
         try:
             target = validate.target(model.config, None if req.target == "" else req.target)
         except GaflowError as exc:
             raise HTTPException(422, str(exc)) from exc
         t0 = time.monotonic()
         try:
-            fut = jobs.submit(lambda: work(text, req.method, target), t0 + timeout)
+            fut = jobs.submit(lambda: work(text, names, target), t0 + timeout)
         except Busy:
             raise HTTPException(
                 503, f"busy: {jobs.capacity} explanations are running or waiting; retry in a "

@@ -10,11 +10,14 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import InputError
-from ..result import Explanation
+
+if TYPE_CHECKING:  # the result imports its views lazily; the views never import it
+    from ..result import Explanation
 
 MIN_WIDTH, MAX_WIDTH = 0.5, 6.0  # pixels
 

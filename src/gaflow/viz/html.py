@@ -10,10 +10,12 @@ from __future__ import annotations
 import html
 import itertools
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..result import Explanation
+if TYPE_CHECKING:  # the result imports its views lazily; the views never import it
+    from ..result import Explanation
 
 POSITIVE = (27, 120, 55)  # green: the token supports the explained class
 NEGATIVE = (178, 24, 43)  # red: the token speaks against it
@@ -90,10 +92,15 @@ def _row(exp: Explanation, idx: int) -> str:
 _ids = itertools.count()
 
 
+def _as_list(explanations) -> list:
+    """One explanation (anything with ``scores``) or a sequence of them, as a list."""
+    return [explanations] if hasattr(explanations, "scores") else list(explanations)
+
+
 def render_fragment(explanations: Explanation | Sequence[Explanation]) -> str:
     """A ``<div class="gaf">`` with its own ``<style>``: one row per explanation (e.g. several
     methods for the same text, side by side), a legend and the word / sub-word toggle."""
-    exps = [explanations] if isinstance(explanations, Explanation) else list(explanations)
+    exps = _as_list(explanations)
     if not exps:
         raise ValueError("nothing to render: pass at least one Explanation")
     uid = f"gaf{next(_ids)}"
@@ -112,7 +119,7 @@ def render_fragment(explanations: Explanation | Sequence[Explanation]) -> str:
 
 def render_html(explanations: Explanation | Sequence[Explanation], title: str | None = None) -> str:
     """A complete, self-contained HTML document (see :func:`render_fragment`)."""
-    exps = [explanations] if isinstance(explanations, Explanation) else list(explanations)
+    exps = _as_list(explanations)
     heading = title if title is not None else "gaflow attributions"
     text = exps[0].text if exps else ""
     return (
