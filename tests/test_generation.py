@@ -276,8 +276,7 @@ def test_default_residual_is_measured_where_supported(gen_models, tokenizer):
                                   residual="gradient")
     np.testing.assert_array_equal(pre.scores, explicit.scores)
     post = explain_generation(gen_models["bart"], tokenizer, "the dog", max_new_tokens=2)
-    assert post.config["residual"] == 0.0  # BART is post-norm: the paper's plain graph
-    # (residual="gradient" is there for it, on request: test_gradient_residual_finite_...)
+    assert post.config["residual"] == "gradient"  # BART: post-norm, its residual sums known
 
 
 def test_encoder_decoder_graph_by_hand():

@@ -66,9 +66,7 @@ def _parser() -> argparse.ArgumentParser:
         help="barrier weight (default: central maximum flow, mu -> 0)",
     )
     ex.add_argument("--truncate", action="store_true", help="cut texts longer than the model limit")
-    ex.add_argument("--backend", default="numpy", choices=["numpy", "torch"],
-                    help="flow solver: numpy (default) or torch (batched; see --device)")
-    ex.add_argument("--device", default=None, help="torch device for --backend torch (cpu, cuda)")
+    _backend_options(ex)
     ex.add_argument(
         "--format",
         default="table",
@@ -93,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     ge.add_argument("--mu", type=float, default=None,
                     help="barrier weight (default: central maximum flow, mu -> 0)")
     ge.add_argument("--format", default="table", choices=["table", "json"], dest="fmt")
+    _backend_options(ge)
     _generation_options(ge, "")
     _output_options(ge)
     ge.set_defaults(func=_generate)
@@ -164,6 +163,12 @@ def _generation_options(p: argparse.ArgumentParser, prefix: str) -> None:
                         "where the architecture supports it, else 0")
 
 
+def _backend_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", default="numpy", choices=["numpy", "torch"],
+                   help="flow solver: numpy (default) or torch (batched; see --device)")
+    p.add_argument("--device", default=None, help="torch device for --backend torch (cpu, cuda)")
+
+
 def _output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", default=None,
                    help="write to this file (refuses to overwrite)")
@@ -222,7 +227,7 @@ def _generate(args) -> int:
         model, tokenizer, args.text, max_new_tokens=args.max_new_tokens,
         method=args.method or "agf", continuation=args.continuation,
         exclude_first=args.exclude_first,
-        residual=args.residual, mu=args.mu,
+        residual=args.residual, mu=args.mu, backend=args.backend, device=args.device,
     )
     text = exp.to_json(indent=2) + "\n" if args.fmt == "json" else generation_table(exp)
     _write(args.output, text)

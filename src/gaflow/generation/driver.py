@@ -80,8 +80,8 @@ def explain_generation(
             the stream at each layer's first residual sum (post-norm encoder-decoders,
             ``POST_NORM_MODEL_TYPES``), in the units of ``agf``, with every gradient taken
             through linearised normalisations (docs/generation.md). ``None`` (default):
-            ``"gradient"`` for the pre-norm types (on the planted copy tasks it peaks on the
-            copied token where plain GAF mostly does not), else 0; the value used is in
+            ``"gradient"`` for every type it supports (on the planted copy tasks it peaks on
+            the copied token where plain GAF mostly does not), else 0; the value used is in
             ``config``.
         cross_weight: encoder-decoders: share of a decoder node's inflow from cross-attention.
         mu: solver option as in :func:`gaflow.explain`.
@@ -109,8 +109,8 @@ def explain_generation(
     ensure_eager(model)
     model.eval()
     if residual is None:
-        pre_norm = getattr(model.config, "model_type", None) in PRE_NORM_MODEL_TYPES
-        residual = "gradient" if pre_norm else 0.0
+        kind = getattr(model.config, "model_type", None)
+        residual = "gradient" if kind in PRE_NORM_MODEL_TYPES | POST_NORM_MODEL_TYPES else 0.0
     _check_residual(model, residual)
     strategy = strategy_for(model)
     eos = tokenizer.eos_token_id if stop_at_eos else None
