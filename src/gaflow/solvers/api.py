@@ -10,6 +10,7 @@ from .. import validate
 from ..errors import InputError
 from ..flow.graph import LayeredGraph, build_graph
 from . import path
+from .face import Finisher
 from .newton import NumpyKernels
 
 
@@ -30,6 +31,8 @@ class FlowSolution:
             system could not be factored); anything but ``"converged"`` came with a
             :class:`~gaflow.errors.ConvergenceWarning`.
         message: why the run ended, in words (empty when converged).
+        face: the answer is the certified centre of the optimal face
+            (:mod:`gaflow.solvers.face`), which ended the path early.
     """
 
     attributions: np.ndarray
@@ -41,6 +44,7 @@ class FlowSolution:
     layer_flows: np.ndarray | None = None
     status: str = path.CONVERGED
     message: str = ""
+    face: bool = False
 
 
 BACKENDS = ("numpy", "torch")
@@ -56,6 +60,7 @@ def solve_flow(
     keep_flows: bool = False,
     backend: str = "numpy",
     device=None,
+    face: bool = True,
 ) -> FlowSolution | list[FlowSolution]:
     """Barrier-regularised maximum flow through a layered attribution graph.
 
@@ -76,6 +81,9 @@ def solve_flow(
         backend: ``"numpy"`` (SciPy BLAS, one graph at a time) or ``"torch"`` (the same
             iteration batched over graphs with batched Cholesky, float64, on ``device``).
         device: torch device for ``backend="torch"`` (default ``"cpu"``), e.g. ``"cuda"``.
+        face: ``mu=None``, NumPy backend: end the path early where the optimal face can be
+            identified and certified (:mod:`gaflow.solvers.face`; the same limit, fewer Newton
+            steps). ``False``: the path alone. The torch backend always follows the path.
 
     Returns:
         A :class:`FlowSolution` (a list for a batch); tokens with no usable path get exactly 0.
@@ -83,6 +91,7 @@ def solve_flow(
     mu_f = validate.mu(mu)
     rtol = validate.rtol(rtol)
     keep_flows = validate.flag(keep_flows, "keep_flows")
+    face = validate.flag(face, "face")
     if not isinstance(backend, str) or backend not in BACKENDS:
         raise InputError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
     device = validate.device(backend, device)
@@ -101,7 +110,7 @@ def solve_flow(
     if backend == "torch":
         solutions = _solve_torch(graphs, mu_f, rtol, keep_flows, device, batch)
     else:
-        solutions = [_solve_numpy(g, mu_f, rtol, keep_flows) for g in graphs]
+        solutions = [_solve_numpy(g, mu_f, rtol, keep_flows, face) for g in graphs]
     return solutions if batch else solutions[0]
 
 
@@ -188,12 +197,13 @@ def _one_blas_thread():
     return _CONTROLLER.limit(limits=1, user_api="blas")
 
 
-def _solve_numpy(graph, mu, rtol, keep_flows) -> FlowSolution:
+def _solve_numpy(graph, mu, rtol, keep_flows, face=True) -> FlowSolution:
     if graph.empty:
         return _empty(graph, mu, keep_flows)
     kernels = NumpyKernels()
+    finisher = Finisher([graph], rtol) if face and mu is None else None
     with _one_blas_thread():
-        res = path.solve(kernels, kernels.batch([graph]), 1, mu=mu, rtol=rtol)
+        res = path.solve(kernels, kernels.batch([graph]), 1, mu=mu, rtol=rtol, finish=finisher)
     x, scale = res.x[0], graph.scale
     return FlowSolution(
         attributions=np.where(graph.source, x.source, 0.0) * scale,
@@ -205,6 +215,7 @@ def _solve_numpy(graph, mu, rtol, keep_flows) -> FlowSolution:
         layer_flows=x.layers * scale if keep_flows else None,
         status=res.status[0],
         message=res.message[0],
+        face=finisher is not None and finisher.used[0],
     )
 
 
