@@ -44,6 +44,7 @@ from .newton import FlowState, divergence, factor
 
 FEASIBLE = 1e-10  # imbalance (relative to F) below which a point counts as conserving
 STALL = 0.5  # ... or where it kept more than this fraction of its size at the previous mu
+STUCK = 0.5  # ... and gives up where lambda^2 is still above this after two steps
 MAX_STEPS = 8  # Newton steps allowed to one centring try
 BOUNDARY = 0.995  # fraction of the largest step inside the bounds
 ARMIJO = 0.01
@@ -291,11 +292,16 @@ def centre(graph: LayeredGraph, face: Face, x0: FlowState, rtol: float = 1e-6,
     """Analytic centre of ``face`` by infeasible-start damped Newton from ``x0`` (snapped).
 
     Steps are cut at ``BOUNDARY`` of the largest step inside the bounds; once the point
-    conserves flow (imbalance below ``FEASIBLE * F``) and ``lambda^2 > 1/4`` a step is
-    backtracked (Armijo) down to the self-concordant length ``1 / (1 + lambda)``. Ends
+    conserves flow (imbalance below ``FEASIBLE * F``) and ``lambda^2 > 1/4``, a full step
+    that passes Armijo's test is doubled while the objective keeps dropping, and one that
+    fails it is backtracked down to the self-concordant length ``1 / (1 + lambda)``. Ends
     certified when the point conserves flow and ``lambda^2 <= (rtol / 100)^2`` (each free flow
     then lies within about ``rtol / 100`` of its slack from the centre), or when
-    ``lambda^2 <= 1e-12`` stalls at the rounding floor.
+    ``lambda^2 <= 1e-12`` stalls at the rounding floor. Gives up (not ok) after ``max_steps``,
+    or when a conserving point still has ``lambda^2 > STUCK`` from the third step on: from a
+    point of the path near ``mu -> 0`` a right face is centred quadratically within a few
+    steps, while a classification with an edge that can only sit on a bound keeps
+    ``lambda^2`` near 1 (the edge's distance to the bound halves at every step).
     """
     x = snap(graph, face, x0)
     r, _ = divergence(x.layers, x.source, x.sink, 0.0)
@@ -318,14 +324,29 @@ def centre(graph: LayeredGraph, face: Face, x0: FlowState, rtol: float = 1e-6,
             return Centred(x, k, True, "", dec)
         if k == max_steps:
             break
+        if feasible and dec > STUCK and k >= 2:
+            # lambda^2 near 1 with full steps: a free edge is being driven to a bound (it is
+            # fixed there on every flow of this classification: no strictly feasible point)
+            return Centred(x, k, False, f"face centring stuck at lambda^2={dec:.1e}", dec)
         amax = _max_step(graph, face, x, dx)
         alpha = min(1.0, BOUNDARY * amax)
         if feasible and dec > 0.25:
             phi0 = _objective(graph, face, x)
             floor = min(alpha, 1.0 / (1.0 + math.sqrt(dec)))
-            while alpha > floor and not (
-                    _objective(graph, face, _move(x, dx, alpha)) <= phi0 - ARMIJO * alpha * dec):
-                alpha = max(floor, 0.5 * alpha)
+            phi = _objective(graph, face, _move(x, dx, alpha))
+            if phi <= phi0 - ARMIJO * alpha * dec:
+                # far from the centre the direction is right and its length too short (an
+                # edge near a bound moves away from it by doubling): go on while phi drops
+                while 2.0 * alpha < BOUNDARY * amax:
+                    longer = _objective(graph, face, _move(x, dx, 2.0 * alpha))
+                    if not longer < phi:
+                        break
+                    alpha, phi = 2.0 * alpha, longer
+            else:
+                while alpha > floor and not (
+                        _objective(graph, face, _move(x, dx, alpha))
+                        <= phi0 - ARMIJO * alpha * dec):
+                    alpha = max(floor, 0.5 * alpha)
         x = _move(x, dx, alpha)
         dec_prev = dec
     return Centred(x, max_steps, False,
