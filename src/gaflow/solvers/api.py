@@ -9,7 +9,7 @@ import numpy as np
 from .. import validate
 from ..errors import InputError
 from ..flow.graph import LayeredGraph, build_graph
-from . import path
+from . import path, primal_dual
 from .face import Finisher
 from .newton import NumpyKernels
 
@@ -32,7 +32,8 @@ class FlowSolution:
             :class:`~gaflow.errors.ConvergenceWarning`.
         message: why the run ended, in words (empty when converged).
         face: the answer is the certified centre of the optimal face
-            (:mod:`gaflow.solvers.face`), which ended the path early.
+            (:mod:`gaflow.solvers.face`), reached by primal-dual iterations or at the end
+            of the path (``mu`` is then 0, or the ``mu`` of the path's last stage).
     """
 
     attributions: np.ndarray
@@ -81,9 +82,12 @@ def solve_flow(
         backend: ``"numpy"`` (SciPy BLAS, one graph at a time) or ``"torch"`` (the same
             iteration batched over graphs with batched Cholesky, float64, on ``device``).
         device: torch device for ``backend="torch"`` (default ``"cpu"``), e.g. ``"cuda"``.
-        face: ``mu=None``, NumPy backend: end the path early where the optimal face can be
-            identified and certified (:mod:`gaflow.solvers.face`; the same limit, fewer Newton
-            steps). ``False``: the path alone. The torch backend always follows the path.
+        face: ``mu=None``, NumPy backend: find the optimal face (Mehrotra primal-dual
+            iterations, :mod:`gaflow.solvers.primal_dual`), certify it combinatorially and
+            return its analytic centre (:mod:`gaflow.solvers.face`): the same limit in far
+            fewer Newton steps. Where no face is certified, the path is followed instead and
+            ended early on a certified face where possible. ``False``: the path alone. The
+            torch backend always follows the path.
 
     Returns:
         A :class:`FlowSolution` (a list for a batch); tokens with no usable path get exactly 0.
@@ -202,13 +206,19 @@ def _solve_numpy(graph, mu, rtol, keep_flows, face=True) -> FlowSolution:
         return _empty(graph, mu, keep_flows)
     kernels = NumpyKernels()
     finisher = Finisher([graph], rtol) if face and mu is None else None
+    spent = 0
     with _one_blas_thread():
+        if finisher is not None:
+            pd = primal_dual.solve(graph, rtol)
+            if pd.x is not None:
+                return _face_solution(graph, pd, keep_flows)
+            spent = pd.steps
         res = path.solve(kernels, kernels.batch([graph]), 1, mu=mu, rtol=rtol, finish=finisher)
     x, scale = res.x[0], graph.scale
     return FlowSolution(
         attributions=np.where(graph.source, x.source, 0.0) * scale,
         value=float(x.value) * scale,
-        iterations=res.iterations[0],
+        iterations=res.iterations[0] + spent,
         mu=res.mu[0],
         error_estimate=res.error_estimate[0] * scale,
         converged=res.converged[0],
@@ -216,6 +226,22 @@ def _solve_numpy(graph, mu, rtol, keep_flows, face=True) -> FlowSolution:
         status=res.status[0],
         message=res.message[0],
         face=finisher is not None and finisher.used[0],
+    )
+
+
+def _face_solution(graph, pd, keep_flows) -> FlowSolution:
+    """The certified centre of the optimal face found after primal-dual iterations."""
+    x, scale = pd.x, graph.scale
+    err = float(np.sqrt(pd.decrement) * np.abs(x.source).max())
+    return FlowSolution(
+        attributions=np.where(graph.source, x.source, 0.0) * scale,
+        value=float(np.where(graph.source, x.source, 0.0).sum()) * scale,
+        iterations=pd.steps,
+        mu=0.0,
+        error_estimate=err * scale,
+        converged=True,
+        layer_flows=x.layers * scale if keep_flows else None,
+        face=True,
     )
 
 

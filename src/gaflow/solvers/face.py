@@ -74,37 +74,52 @@ class Face:
     n_free: int
 
 
-def _arcs(graph: LayeredGraph, fwd: np.ndarray, back: np.ndarray, src_back: np.ndarray,
+@dataclass
+class _Edges:
+    """The live layer edges of a graph as node numbers: token node ``(k, j)`` is ``k t + j``,
+    then ``s`` and ``z``; layer edge ``(k, i, j)`` goes ``(k, j) -> (k+1, i)``."""
+
+    tail: np.ndarray
+    head: np.ndarray
+    src: np.ndarray  # token numbers of the live source edges' heads
+    snk: np.ndarray  # ... and of the live sink edges' tails (layer L)
+    s: int
+    z: int
+    n: int
+
+    @classmethod
+    def of(cls, graph: LayeredGraph) -> _Edges:
+        n_layers, t, _ = graph.caps.shape
+        k, i, j = np.nonzero(graph.live)
+        s = (n_layers + 1) * t
+        return cls(tail=k * t + j, head=(k + 1) * t + i, src=np.flatnonzero(graph.source),
+                   snk=n_layers * t + np.flatnonzero(graph.sink), s=s, z=s + 1, n=s + 2)
+
+
+def _arcs(edges: _Edges, fwd: np.ndarray, back: np.ndarray, src_back: np.ndarray,
           sink_back: np.ndarray) -> csr_matrix:
-    """The residual graph as a sparse adjacency: token node ``(k, j)`` is ``k t + j``, then
-    ``s`` and ``z``. Layer edge ``(k, i, j)`` goes ``(k, j) -> (k+1, i)``; ``fwd``/``back`` say
-    which of its arcs exist; source and sink edges always have their forward arc."""
-    n_layers, t, _ = graph.caps.shape
-    s, z = (n_layers + 1) * t, (n_layers + 1) * t + 1
-    k, i, j = np.nonzero(fwd)
-    kb, ib, jb = np.nonzero(back)
-    src = np.flatnonzero(graph.source)
-    snk = np.flatnonzero(graph.sink)
-    sb = np.flatnonzero(src_back)
-    zb = np.flatnonzero(sink_back)
-    rows = np.concatenate([k * t + j, (kb + 1) * t + ib, np.full(src.size, s), sb,
-                           n_layers * t + snk, np.full(zb.size, z)])
-    cols = np.concatenate([(k + 1) * t + i, kb * t + jb, src, np.full(sb.size, s),
-                           np.full(snk.size, z), n_layers * t + zb])
-    n = (n_layers + 1) * t + 2
-    return csr_matrix((np.ones(rows.size, dtype=np.int8), (rows, cols)), shape=(n, n))
+    """The residual graph as a sparse adjacency. ``fwd``/``back`` (over the live layer edges,
+    in ``_Edges`` order) say which arcs of each edge exist; ``src_back``/``sink_back`` the
+    backward arcs of the source and sink edges (their forward arcs always exist)."""
+    e = edges
+    sb = e.src[src_back]
+    zb = e.snk[sink_back]
+    rows = np.concatenate([e.tail[fwd], e.head[back], np.full(e.src.size, e.s), sb, e.snk,
+                           np.full(zb.size, e.z)])
+    cols = np.concatenate([e.head[fwd], e.tail[back], e.src, np.full(sb.size, e.s),
+                           np.full(e.snk.size, e.z), zb])
+    return csr_matrix((np.ones(rows.size, dtype=np.int8), (rows, cols)), shape=(e.n, e.n))
 
 
-def _scc(graph: LayeredGraph, fwd, back, src_back, sink_back):
+def _scc(graph: LayeredGraph, edges: _Edges, fwd, back, src_back, sink_back):
     """SCC labels of the residual graph (token nodes as (L+1, t), then those of ``s``, ``z``)
     and whether ``z`` is reachable from ``s``."""
-    adj = _arcs(graph, fwd, back, src_back, sink_back)
+    adj = _arcs(edges, fwd, back, src_back, sink_back)
     n_layers, t, _ = graph.caps.shape
-    s, z = (n_layers + 1) * t, (n_layers + 1) * t + 1
-    reach = breadth_first_order(adj, s, directed=True, return_predecessors=False)
+    reach = breadth_first_order(adj, edges.s, directed=True, return_predecessors=False)
     _, label = connected_components(adj, directed=True, connection="strong")
     node = label[: (n_layers + 1) * t].reshape(n_layers + 1, t)
-    return node, int(label[s]), int(label[z]), bool(np.isin(z, reach))
+    return node, int(label[edges.s]), int(label[edges.z]), bool(np.isin(edges.z, reach))
 
 
 def classify(graph: LayeredGraph, x: FlowState, room: float, prev: FlowState | None = None,
@@ -142,24 +157,43 @@ def classify(graph: LayeredGraph, x: FlowState, room: float, prev: FlowState | N
     back &= live & ~tiny
     src_back &= graph.source
     sink_back &= graph.sink
-    node, ls, lz, _ = _scc(graph, fwd, back, src_back, sink_back)
     full = live & np.where(tiny, x.layers >= 0.5 * caps, ~fwd)
+    return certify(graph, fwd, back, src_back, sink_back, full, rounds)
+
+
+def certify(graph: LayeredGraph, fwd: np.ndarray, back: np.ndarray, src_back: np.ndarray,
+            sink_back: np.ndarray, full: np.ndarray, rounds: int = 4) -> Face | None:
+    """The classification closed under SCCs and certified (see :func:`classify`) from guessed
+    arcs: ``fwd``/``back`` (L, t, t) of the layer edges, ``src_back``/``sink_back`` (t,) of the
+    source and sink edges, ``full`` (L, t, t) the edges to fix at capacity if fixed."""
+    live = graph.live
+    e = _Edges.of(graph)
+    full = full[live]
+    label, ls, lz, _ = _scc(graph, e, fwd[live], back[live], src_back[graph.source],
+                            sink_back[graph.sink])
     for _ in range(rounds):
-        free = live & (node[:-1][:, None, :] == node[1:][:, :, None])
-        source = graph.source & (node[0] == ls)
-        sink = graph.sink & (node[-1] == lz)
+        flat = label.ravel()
+        free = flat[e.tail] == flat[e.head]
+        source = graph.source & (label[0] == ls)
+        sink = graph.sink & (label[-1] == lz)
         full = full & ~free
-        fwd = free | (live & ~full)
-        back = free | full
-        node, ls, lz, reached = _scc(graph, fwd, back, source, sink)
+        label, ls, lz, reached = _scc(graph, e, free | ~full, free | full,
+                                      source[graph.source], sink[graph.sink])
         if reached:
             return None
-        inner = live & (node[:-1][:, None, :] == node[1:][:, :, None])
-        if not (inner & ~free).any() and not (graph.source & ~source & (node[0] == ls)).any() \
-                and not (graph.sink & ~sink & (node[-1] == lz)).any():
+        flat = label.ravel()
+        inner = flat[e.tail] == flat[e.head]
+        if not (inner & ~free).any() and not (graph.source & ~source & (label[0] == ls)).any() \
+                and not (graph.sink & ~sink & (label[-1] == lz)).any():
             break
     else:
         return None
+    node = label
+    free_l = np.zeros_like(live)
+    free_l[live] = free
+    full_l = np.zeros_like(live)
+    full_l[live] = full
+    free, full = free_l, full_l
     n_layers, t = node.shape[0] - 1, node.shape[1]
     nodes = np.zeros((n_layers + 1, t), dtype=bool)
     nodes[:-1] |= free.any(axis=1)
