@@ -32,7 +32,7 @@ from . import face as fc
 from .newton import FlowState, divergence, factor
 
 STEP = 0.99  # fraction of the largest step to the boundary
-TRY_GAP = 1e-3  # face tries start once the mean complementarity falls below this times F
+TRY_GAP = 1e-5  # face tries start once the mean complementarity falls below this times F
 MAX_ITER = 30  # iterations before the caller falls back to path following
 SIGMA_MIN = 0.2  # least centring weight: iterates kept near the central path (see solve)
 
@@ -206,7 +206,6 @@ def _try_face(graph: LayeredGraph, p: _Point, slack: np.ndarray, rtol: float):
 
 def _ratio(v: np.ndarray, dv: np.ndarray, mask: np.ndarray) -> float:
     """Largest ``a`` with ``v + a dv >= 0`` where ``mask`` (``v > 0`` there)."""
-    neg = mask & (dv < 0)
-    if not neg.any():
-        return math.inf
-    return float((v[neg] / -dv[neg]).min())
+    neg = np.less(dv, 0.0, where=mask, out=np.zeros(dv.shape, dtype=bool))
+    ratio = np.divide(v, -dv, where=neg, out=np.full(dv.shape, math.inf))
+    return float(ratio.min(initial=math.inf))
