@@ -32,8 +32,9 @@ from . import face as fc
 from .newton import FlowState, divergence, factor
 
 STEP = 0.99  # fraction of the largest step to the boundary
-TRY_GAP = 1e-5  # face tries start once the mean complementarity falls below this times F
-MAX_ITER = 30  # iterations before the caller falls back to path following
+TRY_GAP = 1e-3  # face tries start once the mean complementarity falls below this times F
+MAX_ITER = 50  # iterations before the caller falls back to path following
+SHARE = 0.01  # an edge with this fraction of its head node's mean in-edge flow is not at 0
 SIGMA_MIN = 0.2  # least centring weight: iterates kept near the central path (see solve)
 
 
@@ -194,9 +195,17 @@ def _try_face(graph: LayeredGraph, p: _Point, slack: np.ndarray, rtol: float):
     live, t = graph.live, graph.n_tokens
     fwd = live & (slack > p.zu)
     back = live & (p.x > p.zl)
+    # an edge carrying a fair share of its head node's inflow is not at 0, even where the node
+    # carries so little that the dual slack has not yet fallen below the flow
+    xl = np.where(live, p.x, 0.0)
+    inflow = xl.sum(axis=2, keepdims=True)  # (L, t, 1): into (k+1, i)
+    n_in = np.maximum(live.sum(axis=2, keepdims=True), 1)
+    back |= live & (xl * n_in > SHARE * inflow)
     eback = p.ex > p.ez
+    # neither indicator fires on an edge far below mu (both slacks tiny): nearer bound
+    full = live & np.where(fwd | back, ~fwd, p.x >= slack)
     guess = fc.certify(graph, fwd, back, graph.source & eback[:t],
-                       graph.sink & eback[t:2 * t], live & ~fwd)
+                       graph.sink & eback[t:2 * t], full)
     if guess is None:
         return None
     start = FlowState(layers=np.where(live, p.x, 0.0), source=np.where(graph.source, p.ex[:t], 0.0),
