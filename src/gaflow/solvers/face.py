@@ -343,6 +343,7 @@ def centre(graph: LayeredGraph, face: Face, x0: FlowState, rtol: float = 1e-6,
     if np.abs(np.where(face.nodes, 0.0, r)).max(initial=0.0) > FEASIBLE * scale:
         return Centred(x, 0, False, "face: a node without free edges is not balanced", math.inf)
     dec_prev = math.inf
+    alpha = 0.0
     target = (0.01 * rtol) ** 2
     for k in range(max_steps + 1):
         try:
@@ -353,6 +354,11 @@ def centre(graph: LayeredGraph, face: Face, x0: FlowState, rtol: float = 1e-6,
             return Centred(x, k, False, "face centring: non-finite Newton step", math.inf)
         value = float(x.source.sum())
         feasible = imbalance(graph, face, x) <= FEASIBLE * max(value, 1e-300)
+        if not feasible and alpha == 1.0:
+            # a full step cancels the imbalance of every component with a free edge; what is
+            # left sits at a pinned node: its component's fixed edges do not balance
+            return Centred(x, k, False, "face: a component's fixed edges do not balance",
+                           math.inf)
         if feasible and (dec <= target or (dec <= 1e-12 and dec > 0.1 * dec_prev)):
             x.value = value
             return Centred(x, k, True, "", dec)

@@ -34,7 +34,8 @@ from .newton import FlowState, divergence, factor
 STEP = 0.99  # fraction of the largest step to the boundary
 TRY_GAP = 1e-3  # face tries start once the mean complementarity falls below this times F
 MAX_ITER = 50  # iterations before the caller falls back to path following
-SHARE = 0.01  # an edge with this fraction of its head node's mean in-edge flow is not at 0
+GUESSES = (False, True)
+SHARE = 0.01  # second guess: an edge with this share of its head's mean in-edge flow is not at 0
 SIGMA_MIN = 0.2  # least centring weight: iterates kept near the central path (see solve)
 
 
@@ -191,26 +192,38 @@ def _solve(graph: LayeredGraph, rtol: float, max_iter: int) -> PDResult:
 
 
 def _try_face(graph: LayeredGraph, p: _Point, slack: np.ndarray, rtol: float):
-    """Guess the face from the indicators, certify it, centre on it (None: not certified)."""
+    """Guess the face from the indicators, certify it, centre on it (None: not certified).
+
+    Arcs: forward where ``u - f > z_u``, backward where ``f > z_l``; an edge where neither
+    fires (both slacks far below ``mu``) is put at the nearer bound. When the first guess
+    leaves a node with only fixed edges unbalanced (a node carrying ~1e-8 of ``F``, whose
+    in-edges' flows are still below their dual slacks), a second guess also gives a
+    backward arc to every edge with ``SHARE`` of its head node's mean in-edge flow.
+    """
     live, t = graph.live, graph.n_tokens
     fwd = live & (slack > p.zu)
     back = live & (p.x > p.zl)
-    # an edge carrying a fair share of its head node's inflow is not at 0, even where the node
-    # carries so little that the dual slack has not yet fallen below the flow
-    xl = np.where(live, p.x, 0.0)
-    inflow = xl.sum(axis=2, keepdims=True)  # (L, t, 1): into (k+1, i)
-    n_in = np.maximum(live.sum(axis=2, keepdims=True), 1)
-    back |= live & (xl * n_in > SHARE * inflow)
     eback = p.ex > p.ez
-    # neither indicator fires on an edge far below mu (both slacks tiny): nearer bound
     full = live & np.where(fwd | back, ~fwd, p.x >= slack)
-    guess = fc.certify(graph, fwd, back, graph.source & eback[:t],
-                       graph.sink & eback[t:2 * t], full)
-    if guess is None:
-        return None
-    start = FlowState(layers=np.where(live, p.x, 0.0), source=np.where(graph.source, p.ex[:t], 0.0),
+    start = FlowState(layers=np.where(live, p.x, 0.0),
+                      source=np.where(graph.source, p.ex[:t], 0.0),
                       sink=np.where(graph.sink, p.ex[t:2 * t], 0.0), value=float(p.ex[-1]))
-    return fc.centre(graph, guess, start, rtol=rtol)
+    res, steps = None, 0
+    for second in GUESSES:
+        if second:
+            xl = start.layers
+            n_in = np.maximum(live.sum(axis=2, keepdims=True), 1)
+            back = back | (live & (xl * n_in > SHARE * xl.sum(axis=2, keepdims=True)))
+        guess = fc.certify(graph, fwd, back, graph.source & eback[:t],
+                           graph.sink & eback[t:2 * t], full)
+        if guess is None:
+            return res
+        res = fc.centre(graph, guess, start, rtol=rtol)
+        res.steps += steps
+        steps = res.steps
+        if res.ok or res.steps > 0:  # certified, or a centring failed in its own right
+            return res
+    return res
 
 
 def _ratio(v: np.ndarray, dv: np.ndarray, mask: np.ndarray) -> float:
