@@ -2,13 +2,13 @@
 
 For a linear program the central path ends at the analytic centre of the optimal face (GAF
 Eq. 5 with ``mu -> 0``; e.g. Wright, *Primal-Dual Interior-Point Methods*, Thm. 5.2 and
-Sec. 7.2 on finite termination by identifying that face). For maximum flow the face is
-combinatorial: given a maximum flow ``f``, let ``R_f`` be its residual graph (arc ``a -> b``
+Sec. 7.2 on finite termination by identifying that face): the point of the face that maximises
+the barrier terms of the bounds not tight on all of it. For maximum flow the face is
+combinatorial. Given a maximum flow ``f``, let ``R_f`` be its residual graph (arc ``a -> b``
 where an edge ``a -> b`` has ``f < u``, arc ``b -> a`` where it has ``f > 0``; the return edge
 ``z -> s`` left out). Every other maximum flow is ``f`` plus a circulation on cycles of
-``R_f``, so an edge whose ends lie in different strongly connected components (SCCs) of
-``R_f`` carries the same flow (0 or ``u``) in every maximum flow, and an edge inside one SCC
-varies. The central flow then is
+``R_f``, so an edge at a bound whose ends lie in different strongly connected components
+(SCCs) of ``R_f`` keeps that flow in every maximum flow. The central flow then is
 
     maximise  sum_{free e} [log f_e + log(u_e - f_e)] + sum_{free source, sink e} log f_e
     subject to  B f = 0,  fixed edges at their bound,
@@ -18,16 +18,20 @@ Newton step (:func:`gaflow.solvers.newton.factor`), with the fixed edges' conduc
 and ``z`` both grounded (the return edge carries whatever the cut lets through: no barrier),
 and one node of every other SCC grounded by an extra conductance (such a component's rows sum
 to zero, so its potentials are fixed only up to a constant; pinning one node changes nothing
-else).
+else). Free edges whose flow is nevertheless the same on the whole face (a sink edge, say)
+only add a constant to the objective.
 
-Here the face is *guessed* from a point ``x(mu)`` of the central path (:func:`classify`: an
-arc exists where the relative room exceeds ``kappa``; SCCs close the guess) and then
-*certified*: (1) no ``s -> z`` path in the residual graph of the classification (then every
-flow that keeps the fixed edges at their bounds is a maximum flow, and the classification is
-exactly that of such a flow's residual graph, so it is the optimal face); (2) the centring
-(:func:`centre`) reaches a strictly feasible point (free edges strictly inside their bounds,
-conservation to rounding) with Newton decrement below the target. Anything else is a failed
-try, and the caller (:func:`gaflow.solvers.path.solve`) goes on along the path.
+The face is *guessed*, from a point of the central path (:func:`classify`, used by
+:class:`Finisher` at the end of the path's stages) or from a primal-dual iterate
+(:mod:`gaflow.solvers.primal_dual`), and then *certified*: (1) :func:`certify`: in the
+residual graph of the classification (free edges both arcs, fixed edges the one arc their
+bound leaves) ``z`` is not reachable from ``s``, and every fixed edge joins two different SCCs;
+(2) :func:`centre` reaches a point with the fixed edges exactly at their bounds, the free ones
+strictly inside, conservation to ``FEASIBLE * F`` and Newton decrement below its target. Such
+a point is a maximum flow (1) whose residual graph is the classification's, so the fixed edges
+are fixed on the whole optimal face, and the free ones are not at a bound on all of it (2):
+the classification is the optimal face and the point its analytic centre. Anything else is a
+failed try, and the caller goes on (never a result without both).
 """
 
 from __future__ import annotations
@@ -43,8 +47,8 @@ from ..flow.graph import LayeredGraph
 from .newton import FlowState, divergence, factor
 
 FEASIBLE = 1e-10  # imbalance (relative to F) below which a point counts as conserving
-STALL = 0.5  # ... or where it kept more than this fraction of its size at the previous mu
-STUCK = 0.5  # ... and gives up where lambda^2 is still above this after two steps
+STALL = 0.5  # classify: a slack that kept this fraction of its size at the previous mu has room
+STUCK = 0.5  # centre gives up where lambda^2 is still above this from the third step on
 MAX_STEPS = 8  # Newton steps allowed to one centring try
 BOUNDARY = 0.995  # fraction of the largest step inside the bounds
 ARMIJO = 0.01
