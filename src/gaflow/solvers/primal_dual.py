@@ -35,7 +35,8 @@ STEP = 0.99  # fraction of the largest step to the boundary
 TRY_GAP = 1e-3  # face tries start once the mean complementarity falls below this times F
 MAX_ITER = 50  # iterations before the caller falls back to path following
 GUESSES = (False, True)
-STABLE = 1e-3  # face tries once at most this fraction of the indicator arcs changed
+STABLE = 1e-3  # face tries once at most this fraction of the indicator arcs changed ...
+WAIT = 3  # ... or this many iterations after the last try
 SHARE = 0.01  # second guess: an edge with this share of its head's mean in-edge flow is not at 0
 SIGMA_MIN = 0.2  # least centring weight: iterates kept near the central path (see solve)
 
@@ -169,7 +170,7 @@ def _solve(graph: LayeredGraph, rtol: float, max_iter: int) -> PDResult:
     n_live = int(live.sum())
     n_comp = 2 * n_live + int(emask.sum())
     steps = 0
-    last = None
+    last, waited = None, 0
     for _ in range(max_iter):
         try:
             lin = _System(graph, u, emask, p)
@@ -187,14 +188,17 @@ def _solve(graph: LayeredGraph, rtol: float, max_iter: int) -> PDResult:
             # have settled: at most STABLE of the arcs changed since the last iteration
             arcs = (live & (lin.slack > p.zu), live & (p.x > p.zl))
         if arcs is not None and last is not None and (
-                np.count_nonzero(arcs[0] != last[0]) + np.count_nonzero(arcs[1] != last[1])
+                waited >= WAIT
+                or np.count_nonzero(arcs[0] != last[0]) + np.count_nonzero(arcs[1] != last[1])
                 <= STABLE * n_live):
+            waited = 0
             res = _try_face(graph, p, lin.slack, rtol)
             if res is not None:
                 steps += res.steps
                 if res.ok:
                     return PDResult(res.x, steps, "", res.decrement)
         last = arcs
+        waited += arcs is not None
         # predictor (affine scaling), then Mehrotra's centring and second-order corrector
         aff = lin.direction(-p.x * p.zl, -lin.slack * p.zu, -p.ex * p.ez)
         ap, ad = lin.lengths(*aff[2:])
