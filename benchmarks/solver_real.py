@@ -13,8 +13,9 @@ Every graph is solved (``mu=None``, rtol 1e-6, NumPy backend, float64) by each m
 alike (it is shared: the load average is printed and written; CPU seconds of the process are
 given next to wall seconds). Methods: ``path`` is ``solve_flow(face=False)`` (the path
 following of the previous commit, unchanged), ``face`` the default ``solve_flow``
-(primal-dual to the optimal face, its certified centre; the path as fallback). Step counts
-(factorisations) are the stable figure. The answers are compared with the first method's
+(primal-dual to the optimal face, its certified centre; the path as fallback), ``finish``
+the path ended early at a certified face (``primal_dual.MAX_ITER = 0``: the fallback alone).
+Step counts (factorisations) are the stable figure. The answers are compared with the first method's
 (relative max difference of the attributions).
 """
 
@@ -35,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from solver import attention_like, machine  # noqa: E402
 
 import gaflow  # noqa: E402
+from gaflow.solvers import primal_dual  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -93,6 +95,7 @@ def main() -> None:
         sets += [(f"attention-like 12 × {t}", [attention_like(rng, 12, t)
                                                 for _ in range(args.synthetic)]) for t in tokens]
     load0 = os.getloadavg()
+    pd_iters = primal_dual.MAX_ITER
     rows = []
     for name, graphs in sets:
         res: dict[str, list] = {m: [] for m in methods}
@@ -102,7 +105,9 @@ def main() -> None:
                 start, cpu = time.perf_counter(), time.process_time()
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
-                    sol = gaflow.solve_flow(caps, face=(m == "face"))
+                    primal_dual.MAX_ITER = 0 if m == "finish" else pd_iters
+                    sol = gaflow.solve_flow(caps, face=(m != "path"))
+                    primal_dual.MAX_ITER = pd_iters
                 took = time.perf_counter() - start
                 cpu = time.process_time() - cpu
                 if ref is None:

@@ -228,7 +228,6 @@ def test_primal_dual_out_of_iterations_falls_back(monkeypatch):
     """The primal-dual phase stopped before any face try: the path follows, and finishes on
     the face where certified; same flows as the path alone."""
     monkeypatch.setattr(primal_dual, "MAX_ITER", 2)
-    monkeypatch.setattr(primal_dual.solve, "__defaults__", (1e-6, 2))
     rng = np.random.default_rng(12)
     caps = random_caps(rng, 4, 12)
     ref = solve_flow(caps, face=False)

@@ -52,7 +52,7 @@ class PDResult:
     decrement: float
 
 
-def solve(graph: LayeredGraph, rtol: float = 1e-6, max_iter: int = MAX_ITER) -> PDResult:
+def solve(graph: LayeredGraph, rtol: float = 1e-6, max_iter: int | None = None) -> PDResult:
     """Predictor-corrector iterations until a face guess is certified and centred.
 
     Each iteration: one factorisation of ``B D B^T``; the affine (predictor) direction; the
@@ -65,10 +65,11 @@ def solve(graph: LayeredGraph, rtol: float = 1e-6, max_iter: int = MAX_ITER) -> 
     z_u`` (:func:`gaflow.solvers.face.certify`), then the centring
     (:func:`gaflow.solvers.face.centre`) from the iterate. Returns ``x=None`` after
     ``max_iter`` iterations, a failed factorisation or non-finite values: the caller then
-    follows the path instead (never a result without the face certificate).
+    follows the path instead (never a result without the face certificate). ``max_iter``
+    defaults to ``MAX_ITER`` (read at the call: 0 skips the phase).
     """
     with np.errstate(all="ignore"):
-        return _solve(graph, rtol, max_iter)
+        return _solve(graph, rtol, MAX_ITER if max_iter is None else max_iter)
 
 
 @dataclass
