@@ -4,7 +4,7 @@ Capacities are random attention-like matrices (rows of a softmax of Gaussian log
 as AF produces). For every (L, t) the central flow (``mu=None``, rtol 1e-6) is solved with the
 NumPy backend and, up to ``--torch-max`` tokens, with the torch backend on the CPU (and on CUDA
 when torch sees a GPU); the two must agree to 1e-6 (the accuracy contract: torch follows the
-path, NumPy by default the primal-dual phase and the optimal face). Also measured: time
+path, NumPy by default the path ended at a certified optimal face). Also measured: time
 against the number of layers at ``--layer-scan-t`` tokens, a batch of 16 graphs (NumPy one by
 one vs torch in lock step), the split of one solve at the largest size into block
 factorisations, triangular solves and the rest, and the peak memory the NumPy path allocates
@@ -222,8 +222,8 @@ def main() -> None:
         f"--repeat {args.repeat} --torch-max {args.torch_max}`", "",
         "Capacities: random attention-like rows (softmax of N(0, 2²) logits). Median of "
         f"{args.repeat} runs for t ≤ 128, one run above. `torch` = the batched backend on the "
-        "CPU with a batch of one (the path); it agrees with NumPy (by default the primal-dual "
-        "phase and the optimal face's centre) to 1e-6 (checked by the script).", "",
+        "CPU with a batch of one (the path); it agrees with NumPy (by default the path ended "
+        "at a certified optimal face) to 1e-6 (checked by the script).", "",
         "| L | t | NumPy s | torch CPU s | CUDA s | Newton steps | NumPy ms / step |",
         "|---:|---:|---:|---:|---:|---:|---:|",
     ]

@@ -11,12 +11,11 @@ capacities of benchmarks/solver.py, seed 0), where the issue's time targets are 
 Every graph is solved (``mu=None``, rtol 1e-6, NumPy backend, float64) by each method of
 ``--methods`` in the same process, interleaved graph by graph, so machine load hits all methods
 alike (it is shared: the load average is printed and written; CPU seconds of the process are
-given next to wall seconds). Methods: ``path`` is ``solve_flow(face=False)`` (the path
-following of the previous commit, unchanged), ``face`` the default ``solve_flow``
-(primal-dual to the optimal face, its certified centre; the path as fallback), ``finish``
-the path ended early at a certified face (``primal_dual.MAX_ITER = 0``: the fallback alone).
-Step counts (factorisations) are the stable figure. The answers are compared with the first method's
-(relative max difference of the attributions).
+given next to wall seconds). Methods are ``solve_flow``'s ``strategy``: ``path`` (the path
+following of the previous commit, unchanged), ``finish`` (the path ended at a certified
+optimal face; the default) and ``primal_dual`` (Mehrotra iterations to the face, its certified
+centre; ``finish`` as fallback). Step counts (factorisations) are the stable figure. The
+answers are compared with the first method's (relative max difference of the attributions).
 """
 
 from __future__ import annotations
@@ -36,7 +35,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from solver import attention_like, machine  # noqa: E402
 
 import gaflow  # noqa: E402
-from gaflow.solvers import primal_dual  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -79,7 +77,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tokens", default="128,512")
     parser.add_argument("--n", type=int, default=5, help="graphs per t")
-    parser.add_argument("--methods", default="path,face")
+    parser.add_argument("--methods", default="path,finish,primal_dual",
+                        help="values of solve_flow's strategy")
     parser.add_argument("--synthetic", type=int, default=3,
                         help="also this many random attention-like L=12 graphs per t "
                              "(solver.py's capacities, seed 0)")
@@ -95,7 +94,6 @@ def main() -> None:
         sets += [(f"attention-like 12 × {t}", [attention_like(rng, 12, t)
                                                 for _ in range(args.synthetic)]) for t in tokens]
     load0 = os.getloadavg()
-    pd_iters = primal_dual.MAX_ITER
     rows = []
     for name, graphs in sets:
         res: dict[str, list] = {m: [] for m in methods}
@@ -105,9 +103,7 @@ def main() -> None:
                 start, cpu = time.perf_counter(), time.process_time()
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
-                    primal_dual.MAX_ITER = 0 if m == "finish" else pd_iters
-                    sol = gaflow.solve_flow(caps, face=(m != "path"))
-                    primal_dual.MAX_ITER = pd_iters
+                    sol = gaflow.solve_flow(caps, strategy=m)
                 took = time.perf_counter() - start
                 cpu = time.process_time() - cpu
                 if ref is None:

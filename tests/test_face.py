@@ -144,12 +144,13 @@ def test_face_centre_matches_cvxpy(seed):
         ref = face_centre_cvxpy(graph, fc)
     scale = np.abs(ref).max()
     assert np.abs(res.x.source - ref).max() <= 1e-6 * scale
-    central = solve_flow(caps, outputs, face=False).attributions / graph.scale
+    central = solve_flow(caps, outputs, strategy="path").attributions / graph.scale
     assert np.abs(res.x.source - central).max() <= 1e-6 * np.abs(central).max()
 
 
+@pytest.mark.parametrize("strategy", ["finish", "primal_dual"])
 @pytest.mark.parametrize("seed", range(10))
-def test_face_agrees_with_the_path_on_random_graphs(seed):
+def test_face_agrees_with_the_path_on_random_graphs(seed, strategy):
     rng = np.random.default_rng(seed)
     n_layers, t = int(rng.integers(2, 7)), int(rng.integers(6, 25))
     logits = rng.normal(scale=2.0, size=(n_layers, t, t))
@@ -157,29 +158,31 @@ def test_face_agrees_with_the_path_on_random_graphs(seed):
     outputs = None if seed % 3 else [0]
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
-        fin = solve_flow(caps, outputs)
-        ref = solve_flow(caps, outputs, face=False)
+        fin = solve_flow(caps, outputs, strategy=strategy)
+        ref = solve_flow(caps, outputs, strategy="path")
     assert fin.converged and ref.converged and not ref.face
     scale = np.abs(ref.attributions).max()
     assert np.abs(fin.attributions - ref.attributions).max() <= 1e-6 * scale
     assert fin.value == pytest.approx(augmenting_max_flow_value(caps, outputs), rel=1e-7)
 
 
-def test_face_is_used_and_saves_steps_on_attention_like_graphs():
+@pytest.mark.parametrize("strategy", ["finish", "primal_dual"])
+def test_face_is_used_and_saves_steps_on_attention_like_graphs(strategy):
     rng = np.random.default_rng(11)
     used, saved = 0, 0
     for _ in range(4):
         logits = rng.normal(scale=2.0, size=(6, 32, 32))
         caps = np.exp(logits - logits.max(axis=-1, keepdims=True))
         caps /= caps.sum(axis=-1, keepdims=True)
-        fin, ref = solve_flow(caps), solve_flow(caps, face=False)
+        fin, ref = solve_flow(caps, strategy=strategy), solve_flow(caps, strategy="path")
         used += fin.face
         saved += ref.iterations - fin.iterations
         assert np.abs(fin.attributions - ref.attributions).max() <= 1e-6 * ref.attributions.max()
     assert used >= 3 and saved > 0
 
 
-def test_face_on_graphs_of_trained_decoders():
+@pytest.mark.parametrize("strategy", ["finish", "primal_dual"])
+def test_face_on_graphs_of_trained_decoders(strategy):
     """The regression graphs of test_solver.py (capacities spanning 1e9 to 3e14): the face
     finish agrees with the path and with the exact maximum-flow value, without warnings."""
     from pathlib import Path
@@ -191,8 +194,8 @@ def test_face_on_graphs_of_trained_decoders():
         outputs = data[f"outputs{n}"].tolist() if f"outputs{n}" in data else None
         with warnings.catch_warnings():
             warnings.simplefilter("error", ConvergenceWarning)
-            fin = solve_flow(caps, outputs, tokens=tokens)
-            ref = solve_flow(caps, outputs, tokens=tokens, face=False)
+            fin = solve_flow(caps, outputs, tokens=tokens, strategy=strategy)
+            ref = solve_flow(caps, outputs, tokens=tokens, strategy="path")
         scale = np.abs(ref.attributions).max()
         assert np.abs(fin.attributions - ref.attributions).max() <= 1e-6 * scale, n
         real = np.ones(caps.shape[1], bool) if tokens is None else tokens
@@ -202,11 +205,11 @@ def test_face_on_graphs_of_trained_decoders():
 
 
 def test_failed_centring_falls_back_to_the_path(monkeypatch):
-    """Every face try fails: the path goes on and ends as it does alone (the tries' steps
-    count), converged, without a warning."""
+    """Every face try fails: the path goes on and ends as it does alone, converged, without a
+    warning; the tries' steps count (and, for "primal_dual", its iterations)."""
     rng = np.random.default_rng(5)
     caps = random_caps(rng, 4, 12)
-    ref = solve_flow(caps, face=False)
+    ref = solve_flow(caps, strategy="path")
     spent = []
 
     def failing(graph, fc, x0, rtol=1e-6, max_steps=face.MAX_STEPS):
@@ -214,14 +217,25 @@ def test_failed_centring_falls_back_to_the_path(monkeypatch):
         return face.Centred(x0, 3, False, "made to fail", np.inf)
 
     monkeypatch.setattr(face, "centre", failing)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", ConvergenceWarning)
-        sol = solve_flow(caps)
-    assert sol.converged and not sol.face
-    # the primal-dual iterations (at most MAX_ITER), the failed centrings and the path count
-    extra = sol.iterations - ref.iterations - sum(spent)
-    assert 0 < extra <= primal_dual.MAX_ITER
-    np.testing.assert_allclose(sol.attributions, ref.attributions, rtol=0, atol=1e-12)
+    for strategy in ("finish", "primal_dual"):
+        spent.clear()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ConvergenceWarning)
+            sol = solve_flow(caps, strategy=strategy)
+        assert sol.converged and not sol.face
+        extra = sol.iterations - ref.iterations - sum(spent)
+        if strategy == "finish":
+            assert spent and extra == 0
+        else:
+            assert 0 < extra <= primal_dual.MAX_ITER
+        np.testing.assert_allclose(sol.attributions, ref.attributions, rtol=0, atol=1e-12)
+
+
+def test_unknown_strategy():
+    from gaflow import InputError
+
+    with pytest.raises(InputError, match="unknown strategy"):
+        solve_flow(np.ones((1, 2, 2)), strategy="fastest")
 
 
 def test_primal_dual_out_of_iterations_falls_back(monkeypatch):
@@ -230,10 +244,10 @@ def test_primal_dual_out_of_iterations_falls_back(monkeypatch):
     monkeypatch.setattr(primal_dual, "MAX_ITER", 2)
     rng = np.random.default_rng(12)
     caps = random_caps(rng, 4, 12)
-    ref = solve_flow(caps, face=False)
+    ref = solve_flow(caps, strategy="path")
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
-        sol = solve_flow(caps)
+        sol = solve_flow(caps, strategy="primal_dual")
     assert sol.converged
     assert np.abs(sol.attributions - ref.attributions).max() <= 1e-6 * ref.attributions.max()
 
@@ -251,10 +265,10 @@ def test_primal_dual_breakdown_falls_back(monkeypatch):
     caps = random_caps(np.random.default_rng(13), 3, 9)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
-        sol = solve_flow(caps)
+        sol = solve_flow(caps, strategy="primal_dual")
     monkeypatch.setattr(primal_dual, "factor", real)
     assert calls and sol.converged
-    ref = solve_flow(caps, face=False)
+    ref = solve_flow(caps, strategy="path")
     assert np.abs(sol.attributions - ref.attributions).max() <= 1e-6 * ref.attributions.max()
 
 
@@ -270,7 +284,7 @@ def test_primal_dual_face_matches_the_path():
         graph = flow_units(build_graph(caps, None, None))
         res = primal_dual.solve(graph)
         assert res.x is not None, res.message
-        ref = solve_flow(caps, face=False)
+        ref = solve_flow(caps, strategy="path")
         got = res.x.source * graph.scale
         assert np.abs(got - ref.attributions).max() <= 1e-6 * ref.attributions.max()
         ours, theirs = ours + res.steps, theirs + ref.iterations

@@ -35,8 +35,9 @@ def batch_of_graphs(rng):
 def test_torch_batch_equals_numpy(rng, mu):
     caps, outputs, tokens = batch_of_graphs(rng)
     """The torch backend follows the path alone: step for step what NumPy does with
-    ``face=False``; NumPy's default (the face finish where certified) gives the same flows."""
-    ref = solve_flow(caps, outputs, mu, tokens=tokens, keep_flows=True, face=False)
+    ``strategy="path"``; NumPy's default (the path ended at a certified face) gives the same
+    flows to the contract."""
+    ref = solve_flow(caps, outputs, mu, tokens=tokens, keep_flows=True, strategy="path")
     got = solve_flow(caps, outputs, mu, tokens=tokens, keep_flows=True, backend="torch")
     fin = solve_flow(caps, outputs, mu, tokens=tokens, keep_flows=True)
     assert len(got) == len(ref) == len(caps)

@@ -49,6 +49,7 @@ class FlowSolution:
 
 
 BACKENDS = ("numpy", "torch")
+STRATEGIES = ("finish", "primal_dual", "path")
 
 
 def solve_flow(
@@ -61,7 +62,7 @@ def solve_flow(
     keep_flows: bool = False,
     backend: str = "numpy",
     device=None,
-    face: bool = True,
+    strategy: str = "finish",
 ) -> FlowSolution | list[FlowSolution]:
     """Barrier-regularised maximum flow through a layered attribution graph.
 
@@ -82,12 +83,13 @@ def solve_flow(
         backend: ``"numpy"`` (SciPy BLAS, one graph at a time) or ``"torch"`` (the same
             iteration batched over graphs with batched Cholesky, float64, on ``device``).
         device: torch device for ``backend="torch"`` (default ``"cpu"``), e.g. ``"cuda"``.
-        face: ``mu=None``, NumPy backend: find the optimal face (Mehrotra primal-dual
-            iterations, :mod:`gaflow.solvers.primal_dual`), certify it combinatorially and
-            return its analytic centre (:mod:`gaflow.solvers.face`): the same limit in far
-            fewer Newton steps. Where no face is certified, the path is followed instead and
-            ended early on a certified face where possible. ``False``: the path alone. The
-            torch backend always follows the path.
+        strategy: ``mu=None``, NumPy backend: how the ``mu -> 0`` limit is reached.
+            ``"finish"`` (default): the path, ended at the first stage from which the optimal
+            face can be identified and certified, with the centre of that face
+            (:mod:`gaflow.solvers.face`); ``"primal_dual"``: Mehrotra iterations to the face
+            (:mod:`gaflow.solvers.primal_dual`; fewest steps on real AGF graphs, slower per
+            step), ``"finish"`` where no face is certified; ``"path"``: the path alone. All
+            give the same limit to ``rtol``. The torch backend always follows the path.
 
     Returns:
         A :class:`FlowSolution` (a list for a batch); tokens with no usable path get exactly 0.
@@ -95,7 +97,8 @@ def solve_flow(
     mu_f = validate.mu(mu)
     rtol = validate.rtol(rtol)
     keep_flows = validate.flag(keep_flows, "keep_flows")
-    face = validate.flag(face, "face")
+    if not isinstance(strategy, str) or strategy not in STRATEGIES:
+        raise InputError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
     if not isinstance(backend, str) or backend not in BACKENDS:
         raise InputError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
     device = validate.device(backend, device)
@@ -114,7 +117,7 @@ def solve_flow(
     if backend == "torch":
         solutions = _solve_torch(graphs, mu_f, rtol, keep_flows, device, batch)
     else:
-        solutions = [_solve_numpy(g, mu_f, rtol, keep_flows, face) for g in graphs]
+        solutions = [_solve_numpy(g, mu_f, rtol, keep_flows, strategy) for g in graphs]
     return solutions if batch else solutions[0]
 
 
@@ -201,14 +204,14 @@ def _one_blas_thread():
     return _CONTROLLER.limit(limits=1, user_api="blas")
 
 
-def _solve_numpy(graph, mu, rtol, keep_flows, face=True) -> FlowSolution:
+def _solve_numpy(graph, mu, rtol, keep_flows, strategy="finish") -> FlowSolution:
     if graph.empty:
         return _empty(graph, mu, keep_flows)
     kernels = NumpyKernels()
-    finisher = Finisher([graph], rtol) if face and mu is None else None
+    finisher = Finisher([graph], rtol) if strategy != "path" and mu is None else None
     spent = 0
     with _one_blas_thread():
-        if finisher is not None:
+        if finisher is not None and strategy == "primal_dual":
             pd = primal_dual.solve(graph, rtol)
             if pd.x is not None:
                 return _face_solution(graph, pd, keep_flows)
