@@ -3,11 +3,12 @@
 Capacities are random attention-like matrices (rows of a softmax of Gaussian logits with scale 2,
 as AF produces). For every (L, t) the central flow (``mu=None``, rtol 1e-6) is solved with the
 NumPy backend and, up to ``--torch-max`` tokens, with the torch backend on the CPU (and on CUDA
-when torch sees a GPU); the two must agree to 1e-8. Also measured: time against the number of
-layers at ``--layer-scan-t`` tokens, a batch of 16 graphs (NumPy one by one vs torch in lock
-step), the split of one solve at the largest size into block factorisations, triangular solves
-and the rest, and the peak memory the NumPy path allocates (tracemalloc) against ``8 L t^2``
-bytes.
+when torch sees a GPU); the two must agree to 1e-6 (the accuracy contract: torch follows the
+path, NumPy by default the path ended at a certified optimal face). Also measured: time
+against the number of layers at ``--layer-scan-t`` tokens, a batch of 16 graphs (NumPy one by
+one vs torch in lock step), the split of one solve at the largest size into block
+factorisations, triangular solves and the rest, and the peak memory the NumPy path allocates
+(tracemalloc) against ``8 L t^2`` bytes.
 
 Writes ``benchmarks/results/solver.md`` and ``solver_scaling.png`` (log-log, fitted exponents).
 """
@@ -27,6 +28,7 @@ import numpy as np
 import gaflow
 
 RESULTS = Path(__file__).parent / "results"
+KEEP = "<!-- kept by solver.py -->"
 
 
 def attention_like(rng: np.random.Generator, n_layers: int, t: int) -> np.ndarray:
@@ -76,14 +78,19 @@ def time_split(caps) -> dict:
             return out
         return wrapped
 
+    from gaflow.solvers import face, primal_dual
+
     factor, solve = newton.factor, newton._Factor.solve
-    newton.factor, newton._Factor.solve = timing("factor", factor), timing("solve", solve)
+    wrapped = timing("factor", factor)
+    newton.factor, newton._Factor.solve = wrapped, timing("solve", solve)
+    face.factor = primal_dual.factor = wrapped  # the modules that imported it by name
     try:
         start = time.perf_counter()
         sol = gaflow.solve_flow(caps)
         total = time.perf_counter() - start
     finally:
         newton.factor, newton._Factor.solve = factor, solve
+        face.factor = primal_dual.factor = factor
     return dict(total=total, steps=sol.iterations, factor=spent["factor"][0],
                 n_factor=spent["factor"][1], solve=spent["solve"][0], n_solve=spent["solve"][1])
 
@@ -120,7 +127,7 @@ def main() -> None:
             if t <= args.torch_max:
                 row["torch"], tsol = run(caps, "torch", rep)
                 diff = np.abs(tsol.attributions - sol.attributions).max()
-                assert diff <= 1e-8 * np.abs(sol.attributions).max(), diff
+                assert diff <= 1e-6 * np.abs(sol.attributions).max(), diff
             if cuda:
                 run(caps, "torch", 1, "cuda")  # warm-up
                 row["cuda"], csol = run(caps, "torch", rep, "cuda")
@@ -215,7 +222,8 @@ def main() -> None:
         f"--repeat {args.repeat} --torch-max {args.torch_max}`", "",
         "Capacities: random attention-like rows (softmax of N(0, 2²) logits). Median of "
         f"{args.repeat} runs for t ≤ 128, one run above. `torch` = the batched backend on the "
-        "CPU with a batch of one; it agrees with NumPy to 1e-8 (checked by the script).", "",
+        "CPU with a batch of one (the path); it agrees with NumPy (by default the path ended "
+        "at a certified optimal face) to 1e-6 (checked by the script).", "",
         "| L | t | NumPy s | torch CPU s | CUDA s | Newton steps | NumPy ms / step |",
         "|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -255,7 +263,11 @@ def main() -> None:
               "|---:|---:|---:|---:|---:|"]
     lines += [f"| {a} | {b} | {c:.0f} | {d:.0f} | {c / d:.1f} |" for a, b, c, d in memory]
     lines += ["", "![scaling](solver_scaling.png)", ""]
-    Path(args.out).write_text("\n".join(lines) + "\n")
+    out = Path(args.out)
+    kept = ""  # sections written by other scripts (solver_real.py's A/B) survive a rerun
+    if out.exists() and KEEP in out.read_text():
+        kept = out.read_text()[out.read_text().index(KEEP):]
+    out.write_text("\n".join(lines) + "\n" + kept)
     print(f"wrote {args.out} and {plot}")
 
 

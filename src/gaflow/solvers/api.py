@@ -9,7 +9,8 @@ import numpy as np
 from .. import validate
 from ..errors import InputError
 from ..flow.graph import LayeredGraph, build_graph
-from . import path
+from . import path, primal_dual
+from .face import Finisher
 from .newton import NumpyKernels
 
 
@@ -30,6 +31,9 @@ class FlowSolution:
             system could not be factored); anything but ``"converged"`` came with a
             :class:`~gaflow.errors.ConvergenceWarning`.
         message: why the run ended, in words (empty when converged).
+        face: the answer is the certified centre of the optimal face
+            (:mod:`gaflow.solvers.face`), reached by primal-dual iterations or at the end
+            of the path (``mu`` is then 0, or the ``mu`` of the path's last stage).
     """
 
     attributions: np.ndarray
@@ -41,9 +45,11 @@ class FlowSolution:
     layer_flows: np.ndarray | None = None
     status: str = path.CONVERGED
     message: str = ""
+    face: bool = False
 
 
 BACKENDS = ("numpy", "torch")
+STRATEGIES = ("finish", "primal_dual", "path")
 
 
 def solve_flow(
@@ -56,6 +62,7 @@ def solve_flow(
     keep_flows: bool = False,
     backend: str = "numpy",
     device=None,
+    strategy: str = "finish",
 ) -> FlowSolution | list[FlowSolution]:
     """Barrier-regularised maximum flow through a layered attribution graph.
 
@@ -76,6 +83,13 @@ def solve_flow(
         backend: ``"numpy"`` (SciPy BLAS, one graph at a time) or ``"torch"`` (the same
             iteration batched over graphs with batched Cholesky, float64, on ``device``).
         device: torch device for ``backend="torch"`` (default ``"cpu"``), e.g. ``"cuda"``.
+        strategy: ``mu=None``, NumPy backend: how the ``mu -> 0`` limit is reached.
+            ``"finish"`` (default): the path, ended at the first stage from which the optimal
+            face can be identified and certified, with the centre of that face
+            (:mod:`gaflow.solvers.face`); ``"primal_dual"``: Mehrotra iterations to the face
+            (:mod:`gaflow.solvers.primal_dual`; fewest steps on real AGF graphs, slower per
+            step), ``"finish"`` where no face is certified; ``"path"``: the path alone. All
+            give the same limit to ``rtol``. The torch backend always follows the path.
 
     Returns:
         A :class:`FlowSolution` (a list for a batch); tokens with no usable path get exactly 0.
@@ -83,6 +97,8 @@ def solve_flow(
     mu_f = validate.mu(mu)
     rtol = validate.rtol(rtol)
     keep_flows = validate.flag(keep_flows, "keep_flows")
+    if not isinstance(strategy, str) or strategy not in STRATEGIES:
+        raise InputError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
     if not isinstance(backend, str) or backend not in BACKENDS:
         raise InputError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
     device = validate.device(backend, device)
@@ -101,7 +117,7 @@ def solve_flow(
     if backend == "torch":
         solutions = _solve_torch(graphs, mu_f, rtol, keep_flows, device, batch)
     else:
-        solutions = [_solve_numpy(g, mu_f, rtol, keep_flows) for g in graphs]
+        solutions = [_solve_numpy(g, mu_f, rtol, keep_flows, strategy) for g in graphs]
     return solutions if batch else solutions[0]
 
 
@@ -188,23 +204,47 @@ def _one_blas_thread():
     return _CONTROLLER.limit(limits=1, user_api="blas")
 
 
-def _solve_numpy(graph, mu, rtol, keep_flows) -> FlowSolution:
+def _solve_numpy(graph, mu, rtol, keep_flows, strategy="finish") -> FlowSolution:
     if graph.empty:
         return _empty(graph, mu, keep_flows)
     kernels = NumpyKernels()
+    finisher = Finisher([graph], rtol) if strategy != "path" and mu is None else None
+    spent = 0
     with _one_blas_thread():
-        res = path.solve(kernels, kernels.batch([graph]), 1, mu=mu, rtol=rtol)
+        if finisher is not None and strategy == "primal_dual":
+            pd = primal_dual.solve(graph, rtol)
+            if pd.x is not None:
+                return _face_solution(graph, pd, keep_flows)
+            spent = pd.steps
+        res = path.solve(kernels, kernels.batch([graph]), 1, mu=mu, rtol=rtol, finish=finisher)
     x, scale = res.x[0], graph.scale
     return FlowSolution(
         attributions=np.where(graph.source, x.source, 0.0) * scale,
         value=float(x.value) * scale,
-        iterations=res.iterations[0],
+        iterations=res.iterations[0] + spent,
         mu=res.mu[0],
         error_estimate=res.error_estimate[0] * scale,
         converged=res.converged[0],
         layer_flows=x.layers * scale if keep_flows else None,
         status=res.status[0],
         message=res.message[0],
+        face=finisher is not None and finisher.used[0],
+    )
+
+
+def _face_solution(graph, pd, keep_flows) -> FlowSolution:
+    """The certified centre of the optimal face found after primal-dual iterations."""
+    x, scale = pd.x, graph.scale
+    err = float(np.sqrt(pd.decrement) * np.abs(x.source).max())
+    return FlowSolution(
+        attributions=np.where(graph.source, x.source, 0.0) * scale,
+        value=float(np.where(graph.source, x.source, 0.0).sum()) * scale,
+        iterations=pd.steps,
+        mu=0.0,
+        error_estimate=err * scale,
+        converged=True,
+        layer_flows=x.layers * scale if keep_flows else None,
+        face=True,
     )
 
 

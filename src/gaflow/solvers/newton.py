@@ -390,19 +390,23 @@ class _Factor:
 
 def factor(
     graph: LayeredGraph, d_l: np.ndarray, d_s: np.ndarray, d_z: np.ndarray, d_f: float,
-    out_d: np.ndarray | None = None,
+    out_d: np.ndarray | None = None, ground: np.ndarray | None = None,
 ) -> _Factor:
     """Factor ``B D B^T`` layer by layer, Schur complements kept in Laplacian form.
 
     ``S_{k+1} = diag(gamma_{k+1} + out_{k+1} + offrowsum(P)) - offdiag(P)`` with
     ``P = D_k S_k^-1 D_k^T`` and the grounding ``gamma_{k+1} = D_k S_k^-1 gamma_k`` propagated
     separately (all terms positive, no cancellation). Layer 0 is diagonal.
+
+    ``ground``: optional (L+1, t) extra conductances from the token nodes to the grounded
+    ``s`` (used by :mod:`.face` to pin one node of each otherwise floating component).
+    ``d_f = inf`` grounds the super-sink (its potential is 0).
     """
     n_layers, t, _ = d_l.shape
     nodes = graph.nodes
     if out_d is None:  # (L, t): conductance leaving node (k, j) forward
         out_d = edge_sums(d_l)[0]
-    gamma = d_s.copy()
+    gamma = d_s.copy() if ground is None else d_s + ground[0]
     inv0 = 1.0 / np.where(nodes[0], gamma + out_d[0], 1.0)
     chols: list = [None]
     couplings: list = []
@@ -417,6 +421,8 @@ def factor(
             couplings.append(w_mat)
             p = _gram_upper(w_mat)
             gamma_next = _gemv(w_mat, _trsm(chols[k], gamma), trans=True)
+        if ground is not None:
+            gamma_next = gamma_next + ground[k + 1]
         live_next = nodes[k + 1]
         outgoing = out_d[k + 1] if k + 1 < n_layers else d_z
         np.fill_diagonal(p, 0.0)

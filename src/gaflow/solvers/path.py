@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -197,6 +198,7 @@ def solve(
     loose: float = LOOSE,
     switch: float = SWITCH,
     labels: list[str] | None = None,
+    finish: Callable[[int, Any, float], tuple[Any, int, float]] | None = None,
 ) -> PathResult:
     """Path-following barrier method on a batch of ``n_graphs`` layered graphs.
 
@@ -212,6 +214,12 @@ def solve(
             points agree to ``switch * rtol * max|phi|`` while their disagreement is shrinking
             (at most half the previous one), at the latest at ``mu = SWITCH_MU``.
         labels: names of the graphs in warnings (default: none for one graph, else "graph k").
+        finish: ``mu=None`` only: called as ``finish(b, K.take(x, [b]), mu)`` at the end of
+            every centring stage of graph ``b``; returns ``(flows, steps, error)``: flows (a
+            batch of one) that are the ``mu -> 0`` limit to ``rtol``, certified by the hook
+            (the run of ``b`` then ends converged with that error estimate), or ``None`` (the
+            run goes on), and the Newton steps it spent (they count).
+            :class:`gaflow.solvers.face.Finisher` is the NumPy one.
 
     Centring (per stage) is damped Newton on the barrier objective for a fixed ``mu``; it ends
     when the normalised decrement ``lambda^2 / mu`` (the objective over ``mu`` is
@@ -311,6 +319,14 @@ def solve(
         st.total[rows] += moving
         for j in np.flatnonzero(finished):
             b = rows[j]
+            if target is None and finish is not None:
+                done, spent, err = finish(b, K.take(x, [b]), float(st.mu[b]))
+                st.total[b] += spent
+                if done is not None:
+                    x = K.put(x, [b], done)
+                    st.err[b] = err
+                    st.end(b, CONVERGED)
+                    continue
             x, prev, best = _end_stage(K, st, b, lam2[j], tol[j], x, prev, best,
                                        target, rtol, shrink, max_iter, switch)
     for b in range(n_graphs):

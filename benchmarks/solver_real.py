@@ -1,0 +1,143 @@
+"""Newton steps and seconds on real AGF graphs: ``python benchmarks/solver_real.py``.
+
+The graphs: the AGF information tensors (``method="agf"``, predicted class) of the zoo's
+``minilm-sst2`` (pretrained MiniLM, 12 layers) on SST-2 dev sentences, consecutive sentences
+joined until the text reaches exactly ``t`` tokens (specials included), ``--n`` graphs per ``t``
+(sentence blocks do not overlap). They are cached in ``--cache`` (an npz, not committed).
+
+With ``--synthetic k``, also ``k`` random attention-like graphs with 12 layers per ``t`` (the
+capacities of benchmarks/solver.py, seed 0), where the issue's time targets are set.
+
+Every graph is solved (``mu=None``, rtol 1e-6, NumPy backend, float64) by each method of
+``--methods`` in the same process, interleaved graph by graph, so machine load hits all methods
+alike (it is shared: the load average is printed and written; CPU seconds of the process are
+given next to wall seconds). Methods are ``solve_flow``'s ``strategy``: ``path`` (the path
+following of the previous commit, unchanged), ``finish`` (the path ended at a certified
+optimal face; the default) and ``primal_dual`` (Mehrotra iterations to the face, its certified
+centre; ``finish`` as fallback). Step counts (factorisations) are the stable figure. The
+answers are compared with the first method's (relative max difference of the attributions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from solver import attention_like, machine  # noqa: E402
+
+import gaflow  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def real_graphs(tokens: list[int], n: int, cache: Path) -> dict[int, list[np.ndarray]]:
+    """``{t: [n (12, t, t) AGF tensors]}`` of minilm-sst2 on joined SST-2 dev sentences."""
+    store = dict(np.load(cache)) if cache.exists() else {}
+    out: dict[int, list[np.ndarray]] = {}
+    missing = [t for t in tokens if any(f"{t}_{k}" not in store for k in range(n))]
+    if missing:
+        import torch
+
+        from gaflow.capture import capture
+        from gaflow.data import load_dataset
+        from gaflow.flow.tensors import information_tensor
+
+        torch.set_num_threads(1)
+        model, tok = gaflow.load_model("minilm-sst2")
+        texts = load_dataset("sst2", "dev").texts
+        for t in missing:
+            pos = 0
+            for k in range(n):
+                ids: list[int] = []
+                while len(ids) < t - 2:
+                    ids += tok(texts[pos % len(texts)], add_special_tokens=False)["input_ids"]
+                    pos += 1
+                text = tok.decode(ids[: t - 2])
+                enc = tok(text, return_tensors="pt", truncation=True, max_length=t)
+                cap = capture(model, dict(enc), [None])
+                store[f"{t}_{k}"] = information_tensor("agf", cap.attentions[0],
+                                                       cap.gradients[0])
+                print(f"graph t={t} #{k}: {enc['input_ids'].shape[1]} tokens", flush=True)
+        np.savez_compressed(cache, **store)
+    for t in tokens:
+        out[t] = [store[f"{t}_{k}"] for k in range(n)]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tokens", default="128,512")
+    parser.add_argument("--n", type=int, default=5, help="graphs per t")
+    parser.add_argument("--methods", default="path,finish,primal_dual",
+                        help="values of solve_flow's strategy")
+    parser.add_argument("--synthetic", type=int, default=3,
+                        help="also this many random attention-like L=12 graphs per t "
+                             "(solver.py's capacities, seed 0)")
+    parser.add_argument("--cache", default="/tmp/gaflow_real_graphs.npz")
+    parser.add_argument("--out", default=None, help="append a markdown table to this file")
+    args = parser.parse_args()
+    tokens = [int(v) for v in args.tokens.split(",")]
+    methods = args.methods.split(",")
+    real = real_graphs(tokens, args.n, Path(args.cache))
+    rng = np.random.default_rng(0)
+    sets = [(f"MiniLM AGF {real[t][0].shape[0]} × {t}", real[t]) for t in tokens]
+    if args.synthetic:
+        sets += [(f"attention-like 12 × {t}", [attention_like(rng, 12, t)
+                                                for _ in range(args.synthetic)]) for t in tokens]
+    load0 = os.getloadavg()
+    rows = []
+    for name, graphs in sets:
+        res: dict[str, list] = {m: [] for m in methods}
+        for caps in graphs:
+            ref = None
+            for m in methods:
+                start, cpu = time.perf_counter(), time.process_time()
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    sol = gaflow.solve_flow(caps, strategy=m)
+                took = time.perf_counter() - start
+                cpu = time.process_time() - cpu
+                if ref is None:
+                    ref = sol
+                diff = float(np.abs(sol.attributions - ref.attributions).max()
+                             / np.abs(ref.attributions).max())
+                res[m].append((sol.iterations, took, diff, sol.converged, len(caught), cpu,
+                               sol.face))
+                print(f"{name} {m}: steps {sol.iterations} {took:.2f} s (cpu {cpu:.2f} s) "
+                      f"diff {diff:.1e} converged {sol.converged} face {sol.face}", flush=True)
+        for m in methods:
+            steps = [r[0] for r in res[m]]
+            secs = [r[1] for r in res[m]]
+            cpus = [r[5] for r in res[m]]
+            rows.append((name, m, statistics.median(steps), max(steps), statistics.median(secs),
+                         max(secs), statistics.median(cpus), max(r[2] for r in res[m]),
+                         sum(r[3] for r in res[m]), len(res[m]), sum(r[6] for r in res[m])))
+    load1 = os.getloadavg()
+    lines = [f"Machine: {machine()}; load average (1, 5, 15 min) {load0[0]:.2f} {load0[1]:.2f} "
+             f"{load0[2]:.2f} before, {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f} after.", "",
+             f"Command: `python benchmarks/solver_real.py --tokens {args.tokens} --n {args.n} "
+             f"--methods {args.methods} --synthetic {args.synthetic}`", "",
+             "| graphs (L × t) | method | median steps | max steps | median s | max s | "
+             "median CPU s | max rel. diff vs first method | converged | face |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, m, ms, xs, mt, xt, mc, d, c, n, f in rows:
+        lines.append(f"| {name} | {m} | {ms:g} | {xs} | {mt:.3f} | {xt:.3f} | {mc:.3f} | "
+                     f"{d:.1e} | {c}/{n} | {f}/{n} |")
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        with open(args.out, "a") as fh:
+            fh.write("\n" + text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,442 @@
+"""The central flow as the analytic centre of the optimal face (one centring, no ``mu`` path).
+
+For a linear program the central path ends at the analytic centre of the optimal face (GAF
+Eq. 5 with ``mu -> 0``; e.g. Wright, *Primal-Dual Interior-Point Methods*, Thm. 5.2 and
+Sec. 7.2 on finite termination by identifying that face): the point of the face that maximises
+the barrier terms of the bounds not tight on all of it. For maximum flow the face is
+combinatorial. Given a maximum flow ``f``, let ``R_f`` be its residual graph (arc ``a -> b``
+where an edge ``a -> b`` has ``f < u``, arc ``b -> a`` where it has ``f > 0``; the return edge
+``z -> s`` left out). Every other maximum flow is ``f`` plus a circulation on cycles of
+``R_f``, so an edge at a bound whose ends lie in different strongly connected components
+(SCCs) of ``R_f`` keeps that flow in every maximum flow. The central flow then is
+
+    maximise  sum_{free e} [log f_e + log(u_e - f_e)] + sum_{free source, sink e} log f_e
+    subject to  B f = 0,  fixed edges at their bound,
+
+one self-concordant centring problem on the same block-tridiagonal node system as the barrier
+Newton step (:func:`gaflow.solvers.newton.factor`), with the fixed edges' conductances 0, ``s``
+and ``z`` both grounded (the return edge carries whatever the cut lets through: no barrier),
+and one node of every other SCC grounded by an extra conductance (such a component's rows sum
+to zero, so its potentials are fixed only up to a constant; pinning one node changes nothing
+else). Free edges whose flow is nevertheless the same on the whole face (a sink edge, say)
+only add a constant to the objective.
+
+The face is *guessed*, from a point of the central path (:func:`classify`, used by
+:class:`Finisher` at the end of the path's stages) or from a primal-dual iterate
+(:mod:`gaflow.solvers.primal_dual`), and then *certified*: (1) :func:`certify`: in the
+residual graph of the classification (free edges both arcs, fixed edges the one arc their
+bound leaves) ``z`` is not reachable from ``s``, and every fixed edge joins two different SCCs;
+(2) :func:`centre` reaches a point with the fixed edges exactly at their bounds, the free ones
+strictly inside, conservation to ``FEASIBLE * F`` and Newton decrement below its target. Such
+a point is a maximum flow (1) whose residual graph is the classification's, so the fixed edges
+are fixed on the whole optimal face, and the free ones are not at a bound on all of it (2):
+the classification is the optimal face and the point its analytic centre. Anything else is a
+failed try, and the caller goes on (never a result without both).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import breadth_first_order, connected_components
+
+from ..flow.graph import LayeredGraph
+from .newton import FlowState, divergence, factor
+
+FEASIBLE = 1e-10  # imbalance (relative to F) below which a point counts as conserving
+STALL = 0.5  # classify: a slack that kept this fraction of its size at the previous mu has room
+STUCK = 0.5  # centre gives up where lambda^2 is still above this from the third step on
+MAX_STEPS = 8  # Newton steps allowed to one centring try
+BOUNDARY = 0.995  # fraction of the largest step inside the bounds
+ARMIJO = 0.01
+
+
+@dataclass
+class Face:
+    """A classification of the edges: free (inside one SCC) or fixed at a bound.
+
+    Attributes:
+        free: (L, t, t) bool, live layer edges that vary over the optimal face.
+        full: (L, t, t) bool, live layer edges fixed at their capacity (the rest of the fixed
+            ones are fixed at 0).
+        source: (t,) bool, free source edges (fixed ones carry 0).
+        sink: (t,) bool, free sink edges (fixed ones carry 0).
+        nodes: (L+1, t) bool, token nodes with at least one free edge.
+        ground: (L+1, t) bool, one node of every SCC that is neither ``s``'s nor ``z``'s.
+        n_free: number of free layer edges.
+    """
+
+    free: np.ndarray
+    full: np.ndarray
+    source: np.ndarray
+    sink: np.ndarray
+    nodes: np.ndarray
+    ground: np.ndarray
+    n_free: int
+
+
+@dataclass
+class _Edges:
+    """The live layer edges of a graph as node numbers: token node ``(k, j)`` is ``k t + j``,
+    then ``s`` and ``z``; layer edge ``(k, i, j)`` goes ``(k, j) -> (k+1, i)``."""
+
+    tail: np.ndarray
+    head: np.ndarray
+    src: np.ndarray  # token numbers of the live source edges' heads
+    snk: np.ndarray  # ... and of the live sink edges' tails (layer L)
+    s: int
+    z: int
+    n: int
+
+    @classmethod
+    def of(cls, graph: LayeredGraph) -> _Edges:
+        n_layers, t, _ = graph.caps.shape
+        k, i, j = np.nonzero(graph.live)
+        s = (n_layers + 1) * t
+        return cls(tail=k * t + j, head=(k + 1) * t + i, src=np.flatnonzero(graph.source),
+                   snk=n_layers * t + np.flatnonzero(graph.sink), s=s, z=s + 1, n=s + 2)
+
+
+def _arcs(edges: _Edges, fwd: np.ndarray, back: np.ndarray, src_back: np.ndarray,
+          sink_back: np.ndarray) -> csr_matrix:
+    """The residual graph as a sparse adjacency. ``fwd``/``back`` (over the live layer edges,
+    in ``_Edges`` order) say which arcs of each edge exist; ``src_back``/``sink_back`` the
+    backward arcs of the source and sink edges (their forward arcs always exist)."""
+    e = edges
+    sb = e.src[src_back]
+    zb = e.snk[sink_back]
+    rows = np.concatenate([e.tail[fwd], e.head[back], np.full(e.src.size, e.s), sb, e.snk,
+                           np.full(zb.size, e.z)])
+    cols = np.concatenate([e.head[fwd], e.tail[back], e.src, np.full(sb.size, e.s),
+                           np.full(e.snk.size, e.z), zb])
+    return csr_matrix((np.ones(rows.size, dtype=np.int8), (rows, cols)), shape=(e.n, e.n))
+
+
+def _scc(graph: LayeredGraph, edges: _Edges, fwd, back, src_back, sink_back):
+    """SCC labels of the residual graph (token nodes as (L+1, t), then those of ``s``, ``z``)
+    and whether ``z`` is reachable from ``s``."""
+    adj = _arcs(edges, fwd, back, src_back, sink_back)
+    n_layers, t, _ = graph.caps.shape
+    reach = breadth_first_order(adj, edges.s, directed=True, return_predecessors=False)
+    _, label = connected_components(adj, directed=True, connection="strong")
+    node = label[: (n_layers + 1) * t].reshape(n_layers + 1, t)
+    return node, int(label[edges.s]), int(label[edges.z]), bool(np.isin(edges.z, reach))
+
+
+def classify(graph: LayeredGraph, x: FlowState, room: float, prev: FlowState | None = None,
+             rounds: int = 4) -> Face | None:
+    """The face guessed from a near-optimal interior flow ``x``, certified combinatorially;
+    ``None`` when the certificate fails.
+
+    Guess: arc ``a -> b`` of a layer edge where ``u - f > room``, ``b -> a`` where
+    ``f > room``, both where ``u <= 2 room`` (a fixed one of those is put at the nearer bound);
+    source and sink edges: backward arc where ``f > room``; ``room`` is an
+    absolute flow (the caller takes a multiple of ``mu``: on the central path an edge fixed at
+    a bound has slack about ``mu / z_e``, ``z_e`` its reduced cost). Edges inside one SCC of
+    this graph are free, the others fixed: at ``u`` where the guess has no forward arc, else
+    at 0. The classification's own residual graph (free edges both arcs, fixed ones the arc
+    their bound leaves) may join SCCs; then the edges inside the new SCCs are freed and the
+    graph rebuilt (at most ``rounds`` times).
+
+    Certificate: in the classification's residual graph ``z`` is not reachable from ``s`` and
+    every fixed edge joins two different SCCs. Then any flow with the fixed edges at their
+    bounds and the free ones strictly inside is a maximum flow whose residual graph is that
+    graph, so the free edges are exactly those that vary over the optimal face.
+    """
+    live, caps = graph.live, graph.caps
+    tiny = caps <= 2.0 * room  # the path cannot tell where these end: no arc, nearer bound
+    fwd = caps - x.layers > room
+    back = x.layers > room
+    src_back = x.source > room
+    sink_back = x.sink > room
+    if prev is not None:  # a slack that did not shrink with mu is not going to 0
+        fwd |= caps - x.layers > STALL * (caps - prev.layers)
+        back |= x.layers > STALL * prev.layers
+        src_back |= x.source > STALL * prev.source
+        sink_back |= x.sink > STALL * prev.sink
+    fwd &= live & ~tiny
+    back &= live & ~tiny
+    src_back &= graph.source
+    sink_back &= graph.sink
+    full = live & np.where(tiny, x.layers >= 0.5 * caps, ~fwd)
+    return certify(graph, fwd, back, src_back, sink_back, full, rounds)
+
+
+def certify(graph: LayeredGraph, fwd: np.ndarray, back: np.ndarray, src_back: np.ndarray,
+            sink_back: np.ndarray, full: np.ndarray, rounds: int = 4) -> Face | None:
+    """The classification closed under SCCs and certified (see :func:`classify`) from guessed
+    arcs: ``fwd``/``back`` (L, t, t) of the layer edges, ``src_back``/``sink_back`` (t,) of the
+    source and sink edges, ``full`` (L, t, t) the edges to fix at capacity if fixed."""
+    live = graph.live
+    e = _Edges.of(graph)
+    full = full[live]
+    label, ls, lz, _ = _scc(graph, e, fwd[live], back[live], src_back[graph.source],
+                            sink_back[graph.sink])
+    for _ in range(rounds):
+        flat = label.ravel()
+        free = flat[e.tail] == flat[e.head]
+        source = graph.source & (label[0] == ls)
+        sink = graph.sink & (label[-1] == lz)
+        full = full & ~free
+        label, ls, lz, reached = _scc(graph, e, free | ~full, free | full,
+                                      source[graph.source], sink[graph.sink])
+        if reached:
+            return None
+        flat = label.ravel()
+        inner = flat[e.tail] == flat[e.head]
+        if not (inner & ~free).any() and not (graph.source & ~source & (label[0] == ls)).any() \
+                and not (graph.sink & ~sink & (label[-1] == lz)).any():
+            break
+    else:
+        return None
+    node = label
+    free_l = np.zeros_like(live)
+    free_l[live] = free
+    full_l = np.zeros_like(live)
+    full_l[live] = full
+    free, full = free_l, full_l
+    n_layers, t = node.shape[0] - 1, node.shape[1]
+    nodes = np.zeros((n_layers + 1, t), dtype=bool)
+    nodes[:-1] |= free.any(axis=1)
+    nodes[1:] |= free.any(axis=2)
+    nodes[0] |= source
+    nodes[n_layers] |= sink
+    ground = np.zeros_like(nodes)
+    flat = np.where(nodes, node, -1).ravel()
+    comps, first = np.unique(flat, return_index=True)
+    for c, pos in zip(comps, first, strict=True):
+        if c >= 0 and c not in (ls, lz):
+            ground.flat[pos] = True
+    return Face(free=free, full=full, source=source, sink=sink, nodes=nodes, ground=ground,
+                n_free=int(free.sum()))
+
+
+def snap(graph: LayeredGraph, face: Face, x: FlowState) -> FlowState:
+    """``x`` with every fixed edge put on its bound (free edges keep their flow)."""
+    layers = np.where(face.free, x.layers, np.where(face.full, graph.caps, 0.0))
+    source = np.where(face.source, x.source, 0.0)
+    sink = np.where(face.sink, x.sink, 0.0)
+    return FlowState(layers=layers, source=source, sink=sink, value=float(source.sum()))
+
+
+def _terms(graph: LayeredGraph, face: Face, x: FlowState):
+    """Gradient and conductances ``1 / h`` of ``-sum log f (u - f) - sum log s - sum log z``
+    on the free edges (0 conductance elsewhere)."""
+    f = np.where(face.free, x.layers, 0.5)
+    u = np.where(face.free, graph.caps, 1.0)
+    inv_f, inv_s = 1.0 / f, 1.0 / (u - f)
+    g_l = inv_s - inv_f
+    d_l = np.where(face.free, 1.0 / (inv_f * inv_f + inv_s * inv_s), 0.0)
+    s = np.where(face.source, x.source, 1.0)
+    z = np.where(face.sink, x.sink, 1.0)
+    g_s = np.where(face.source, -1.0 / s, 0.0)
+    d_s = np.where(face.source, s * s, 0.0)
+    g_z = np.where(face.sink, -1.0 / z, 0.0)
+    d_z = np.where(face.sink, z * z, 0.0)
+    return g_l, d_l, g_s, d_s, g_z, d_z
+
+
+def step(graph: LayeredGraph, face: Face, x: FlowState, passes: int = 3):
+    """Newton step of the centring problem (residual ``B x`` corrected): ``dx = -D (g + B^T
+    w)`` with ``(B D B^T) w = B (x - D g)``, ``s`` and ``z`` grounded; returns the step as a
+    :class:`FlowState` and ``lambda^2 = sum d q^2``. ``passes - 1`` refinement passes as in
+    :func:`gaflow.solvers.newton.newton_step`."""
+    n_layers, t, _ = graph.caps.shape
+    g_l, d_l, g_s, d_s, g_z, d_z = _terms(graph, face, x)
+    out_d = d_l.sum(axis=1)
+    in_d = d_l.sum(axis=2)
+    deg = np.zeros((n_layers + 1, t))
+    deg[:-1] += out_d
+    deg[1:] += in_d
+    deg[0] += d_s
+    deg[-1] += d_z
+    ground = np.where(face.ground, np.maximum(deg, 1e-300), 0.0)
+    nodes_graph = _with_nodes(graph, face)
+    fac = factor(nodes_graph, d_l, d_s, d_z, math.inf, out_d, ground=ground)
+    q_l, q_s, q_z = g_l.copy(), g_s.copy(), g_z.copy()
+    for _ in range(passes):
+        r, _ = divergence(x.layers - d_l * q_l, x.source - d_s * q_s, x.sink - d_z * q_z, 0.0)
+        r = np.where(face.nodes, r, 0.0)
+        w, _ = fac.solve(r, 0.0)
+        w = np.where(face.nodes, w, 0.0)
+        q_l += np.where(face.free, w[:-1][:, None, :] - w[1:][:, :, None], 0.0)
+        q_s = q_s + np.where(face.source, -w[0], 0.0)
+        q_z = q_z + np.where(face.sink, w[n_layers], 0.0)
+    dq = d_l * q_l
+    dec = float(np.vdot(dq, q_l) + d_s @ (q_s * q_s) + d_z @ (q_z * q_z))
+    dx = FlowState(layers=-dq, source=-d_s * q_s, sink=-d_z * q_z,
+                   value=float(-(d_s * q_s).sum()))
+    return dx, dec
+
+
+def _with_nodes(graph: LayeredGraph, face: Face) -> LayeredGraph:
+    from dataclasses import replace
+
+    return replace(graph, nodes=face.nodes)
+
+
+def _max_step(graph: LayeredGraph, face: Face, x: FlowState, dx: FlowState) -> float:
+    d = dx.layers
+    with np.errstate(divide="ignore", invalid="ignore"):
+        room = np.where(d < 0, x.layers, graph.caps - x.layers)
+        ratio = np.where(face.free & (d != 0), room / np.abs(d), math.inf)
+    alpha = float(ratio.min()) if ratio.size else math.inf
+    for v, dv, m in ((x.source, dx.source, face.source), (x.sink, dx.sink, face.sink)):
+        neg = m & (dv < 0)
+        if neg.any():
+            alpha = min(alpha, float((v[neg] / -dv[neg]).min()))
+    return alpha
+
+
+def _objective(graph: LayeredGraph, face: Face, x: FlowState) -> float:
+    f = x.layers[face.free]
+    u = graph.caps[face.free]
+    s, z = x.source[face.source], x.sink[face.sink]
+    if f.size and (f.min() <= 0 or (u - f).min() <= 0):
+        return math.inf
+    if (s.size and s.min() <= 0) or (z.size and z.min() <= 0):
+        return math.inf
+    return -float(np.log(f).sum() + np.log(u - f).sum() + np.log(s).sum() + np.log(z).sum())
+
+
+def _move(x: FlowState, dx: FlowState, alpha: float) -> FlowState:
+    return FlowState(layers=x.layers + alpha * dx.layers, source=x.source + alpha * dx.source,
+                     sink=x.sink + alpha * dx.sink, value=x.value + alpha * dx.value)
+
+
+def imbalance(graph: LayeredGraph, face: Face, x: FlowState) -> float:
+    """``max |B x|`` over the token nodes (``s`` and ``z`` grounded)."""
+    r, _ = divergence(x.layers, x.source, x.sink, 0.0)
+    return float(np.abs(r).max(initial=0.0))
+
+
+@dataclass
+class Centred:
+    """Outcome of :func:`centre`: the point, the Newton steps spent, whether it is certified
+    (``ok``) and, if not, why (``message``)."""
+
+    x: FlowState
+    steps: int
+    ok: bool
+    message: str
+    decrement: float
+
+
+def centre(graph: LayeredGraph, face: Face, x0: FlowState, rtol: float = 1e-6,
+           max_steps: int = MAX_STEPS) -> Centred:
+    """Analytic centre of ``face`` by infeasible-start damped Newton from ``x0`` (snapped).
+
+    Steps are cut at ``BOUNDARY`` of the largest step inside the bounds; once the point
+    conserves flow (imbalance below ``FEASIBLE * F``) and ``lambda^2 > 1/4``, a full step
+    that passes Armijo's test is doubled while the objective keeps dropping, and one that
+    fails it is backtracked down to the self-concordant length ``1 / (1 + lambda)``. Ends
+    certified when the point conserves flow and ``lambda^2 <= (rtol / 100)^2`` (each free flow
+    then lies within about ``rtol / 100`` of its slack from the centre), or when
+    ``lambda^2 <= 1e-12`` stalls at the rounding floor. Gives up (not ok) after ``max_steps``,
+    or when a conserving point still has ``lambda^2 > STUCK`` from the third step on: from a
+    point of the path near ``mu -> 0`` a right face is centred quadratically within a few
+    steps, while a classification with an edge that can only sit on a bound keeps
+    ``lambda^2`` near 1 (the edge's distance to the bound halves at every step).
+    """
+    x = snap(graph, face, x0)
+    r, _ = divergence(x.layers, x.source, x.sink, 0.0)
+    scale = max(float(x.source.sum()), 1e-300)
+    if np.abs(np.where(face.nodes, 0.0, r)).max(initial=0.0) > FEASIBLE * scale:
+        return Centred(x, 0, False, "face: a node without free edges is not balanced", math.inf)
+    dec_prev = math.inf
+    alpha = 0.0
+    target = (0.01 * rtol) ** 2
+    for k in range(max_steps + 1):
+        try:
+            dx, dec = step(graph, face, x)
+        except np.linalg.LinAlgError as exc:
+            return Centred(x, k, False, f"face centring: {exc}", math.inf)
+        if not math.isfinite(dec):
+            return Centred(x, k, False, "face centring: non-finite Newton step", math.inf)
+        value = float(x.source.sum())
+        feasible = imbalance(graph, face, x) <= FEASIBLE * max(value, 1e-300)
+        if not feasible and alpha == 1.0:
+            # a full step cancels the imbalance of every component with a free edge; what is
+            # left sits at a pinned node: its component's fixed edges do not balance
+            return Centred(x, k, False, "face: a component's fixed edges do not balance",
+                           math.inf)
+        if feasible and (dec <= target or (dec <= 1e-12 and dec > 0.1 * dec_prev)):
+            x.value = value
+            return Centred(x, k, True, "", dec)
+        if k == max_steps:
+            break
+        if feasible and dec > STUCK and k >= 2:
+            # lambda^2 near 1 with full steps: a free edge is being driven to a bound (it is
+            # fixed there on every flow of this classification: no strictly feasible point)
+            return Centred(x, k, False, f"face centring stuck at lambda^2={dec:.1e}", dec)
+        amax = _max_step(graph, face, x, dx)
+        alpha = min(1.0, BOUNDARY * amax)
+        if feasible and dec > 0.25:
+            phi0 = _objective(graph, face, x)
+            floor = min(alpha, 1.0 / (1.0 + math.sqrt(dec)))
+            phi = _objective(graph, face, _move(x, dx, alpha))
+            if phi <= phi0 - ARMIJO * alpha * dec:
+                # far from the centre the direction is right and its length too short (an
+                # edge near a bound moves away from it by doubling): go on while phi drops
+                while 2.0 * alpha < BOUNDARY * amax:
+                    longer = _objective(graph, face, _move(x, dx, 2.0 * alpha))
+                    if not longer < phi:
+                        break
+                    alpha, phi = 2.0 * alpha, longer
+            else:
+                while alpha > floor and not (
+                        _objective(graph, face, _move(x, dx, alpha))
+                        <= phi0 - ARMIJO * alpha * dec):
+                    alpha = max(floor, 0.5 * alpha)
+        x = _move(x, dx, alpha)
+        dec_prev = dec
+    return Centred(x, max_steps, False,
+                   f"face centring not converged in {max_steps} steps (lambda^2={dec:.1e})", dec)
+
+
+FINISH_MU = 1e-5  # tries start at the first stage that ends at or below this mu
+ROOM = 10.0  # the guess's arcs need a room above ROOM * mu
+
+
+class Finisher:
+    """The ``finish`` hook of :func:`gaflow.solvers.path.solve` for the NumPy kernels: at the
+    end of every centring stage with ``mu <= FINISH_MU``, classify (:func:`classify`, with the
+    point of the previous ``mu`` for the slack ratios), and if the classification is
+    certified, centre on the face (:func:`centre`). Returns ``([flows] or None, steps,
+    error estimate)``; ``None`` leaves the path to go on. ``tries[b]`` and ``used[b]`` count
+    per graph. The error estimate is ``sqrt(lambda^2) max_j phi_j`` (in the local norm of the
+    barrier, each free flow is within ``lambda`` of its slack from the centre)."""
+
+    def __init__(self, graphs: list[LayeredGraph], rtol: float):
+        self.graphs = graphs
+        self.rtol = rtol
+        self.prev: dict[int, tuple[float, FlowState]] = {}
+        self.last: dict[int, tuple[float, FlowState]] = {}
+        self.tries = [0] * len(graphs)
+        self.used = [False] * len(graphs)
+        self.decrement = [math.inf] * len(graphs)
+
+    def __call__(self, b: int, xs: list[FlowState], mu: float):
+        x = xs[0]
+        last = self.last.get(b)
+        if last is None or last[0] != mu:  # a new mu (not the tight re-centring of the same)
+            if last is not None:
+                self.prev[b] = last
+            self.last[b] = (mu, x)
+        if mu > FINISH_MU:
+            return None, 0, math.inf
+        prev = self.prev.get(b)
+        graph = self.graphs[b]
+        self.tries[b] += 1
+        fc = classify(graph, x, ROOM * mu, None if prev is None else prev[1])
+        if fc is None:
+            return None, 0, math.inf
+        res = centre(graph, fc, x, rtol=self.rtol)
+        if not res.ok:
+            return None, res.steps, math.inf
+        self.used[b] = True
+        self.decrement[b] = res.decrement
+        return [res.x], res.steps, math.sqrt(res.decrement) * float(np.abs(res.x.source).max())
