@@ -7,7 +7,9 @@
 * ``gaflow models``: the zoo models and their recorded accuracy;
 * ``gaflow train NAME --out DIR``: fine-tune a zoo model from its recipe;
 * ``gaflow evaluate-model NAME --dataset D``: a model's accuracy on a dataset split;
-* ``gaflow bench --dataset D --out DIR``: the faithfulness benchmark;
+* ``gaflow bench --dataset D --out DIR``: the faithfulness benchmark (``--workers N``: on Ray);
+* ``gaflow explain-dataset INPUT --out DIR``: a whole corpus on Ray, Parquet rows
+  (:mod:`gaflow.scale.cli`);
 * ``gaflow serve``: the local web explorer.
 
 Errors are one line on stderr and exit status 2, never a traceback.
@@ -137,7 +139,14 @@ def _parser() -> argparse.ArgumentParser:
     be.add_argument("--batch-size", type=int, default=8)
     be.add_argument("--fresh", action="store_true", help="discard cached results in --out")
     be.add_argument("--no-progress", action="store_true")
+    be.add_argument("--workers", type=int, default=None,
+                    help="run on N Ray actors (pip install 'gaflow[ray]'); default: this process")
+    be.add_argument("--address", default=None, help="with --workers: join this Ray cluster")
     be.set_defaults(func=_bench)
+
+    from .scale.cli import add_parser as add_explain_dataset
+
+    add_explain_dataset(sub)
 
     sv = sub.add_parser("serve", help="local web explorer (heat-map, flow graph)")
     sv.add_argument("--model", default=None, help="zoo name (default: minilm-sst2), path or hub id")
@@ -256,8 +265,10 @@ def _bench(args) -> int:
         seed=args.seed, modes=[m.strip() for m in args.modes.split(",") if m.strip()],
         max_length=args.max_length, batch_size=args.batch_size,
     )
+    if args.address and args.workers is None:
+        raise GaflowError("--address needs --workers")
     summary = run_benchmark(cfg, args.out, data_path=args.data, progress=not args.no_progress,
-                            fresh=args.fresh)
+                            fresh=args.fresh, workers=args.workers, address=args.address)
     out = Path(args.out)
     table = (out / "results.md").read_text()
     wall = summary["wall_seconds"]

@@ -177,6 +177,54 @@ class Explanation(JsonResult):
             }
         )
 
+    def to_record(self) -> dict[str, Any]:
+        """One flat row (Parquet / Arrow friendly): list columns for the per-token fields,
+        ``words`` / ``word_scores`` from :meth:`words`, the config as JSON text. ``flows`` is
+        not kept. :meth:`from_record` restores the explanation exactly."""
+        words = self.words()
+        return {
+            "text": self.text,
+            "tokens": list(self.tokens),
+            "scores": [float(s) for s in self.scores],
+            "special": [bool(s) for s in self.special],
+            "word_ids": [None if w is None else int(w) for w in self.word_ids],
+            "offsets": [[int(a), int(b)] for a, b in self.offsets],
+            "words": [w for w, _ in words],
+            "word_scores": [s for _, s in words],
+            "target": int(self.target),
+            "target_label": self.target_label,
+            "probability": float(self.probability),
+            "predicted": int(self.predicted),
+            "method": self.method,
+            "flow_value": float(self.flow_value),
+            "config": json.dumps(self.config),
+        }
+
+    @classmethod
+    def from_record(cls, row) -> Explanation:
+        """The explanation of a :meth:`to_record` row: a dict, a pandas row or a Ray row (list
+        columns may come back as numpy arrays, a missing word id as ``None`` or NaN)."""
+
+        def ints(values) -> list[int | None]:
+            return [None if v is None or v != v else int(v) for v in values]
+
+        config = row["config"]
+        return cls(
+            text=str(row["text"]),
+            tokens=[str(t) for t in row["tokens"]],
+            scores=np.asarray(list(row["scores"]), dtype=np.float64),
+            special=np.asarray(list(row["special"]), dtype=bool),
+            word_ids=ints(row["word_ids"]),
+            offsets=[(int(a), int(b)) for a, b in row["offsets"]],
+            target=int(row["target"]),
+            target_label=str(row["target_label"]),
+            probability=float(row["probability"]),
+            predicted=int(row["predicted"]),
+            method=str(row["method"]),
+            flow_value=float(row["flow_value"]),
+            config=json.loads(config) if isinstance(config, str) else dict(config),
+        )
+
 
 @dataclass(eq=False)
 class GenerationExplanation(JsonResult):

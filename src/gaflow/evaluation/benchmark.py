@@ -122,15 +122,24 @@ def metric_values(records: list[dict], modes: list[str]) -> dict[str, np.ndarray
 
 
 def run_benchmark(cfg: BenchConfig, out_dir: str | Path, data_path=None, progress: bool = True,
-                  fresh: bool = False, cached_only: bool = False) -> dict:
+                  fresh: bool = False, cached_only: bool = False, workers: int | None = None,
+                  address: str | None = None) -> dict:
     """Run (or resume) a benchmark and write its results; returns the summary dict.
 
     ``cached_only=True`` computes nothing: it summarises the cached examples of the sample (each
     method's ``n`` in the table says how many that is; methods with none are left out).
+    ``workers=N`` computes the same batches on N Ray actors (:mod:`gaflow.scale.bench`; local
+    Ray, or the cluster at ``address`` / ``$RAY_ADDRESS``): the same records, hence the same
+    table. ``None`` (default): this process.
     """
     if cached_only and fresh:
         raise InputError("cached_only and fresh exclude each other")
-    from .. import explain, load_model
+    if workers is not None:  # before any work: Ray installed, a sane worker count
+        from ..scale.runtime import check_workers, require_ray
+
+        require_ray()
+        check_workers(workers)
+    from .. import load_model
     from ..data import default_split, load_dataset
     from ..methods import method_names
     from ..models.zoo import inference_length
@@ -186,31 +195,48 @@ def run_benchmark(cfg: BenchConfig, out_dir: str | Path, data_path=None, progres
         records = {m: r for m, r in records.items() if r}
 
     t_start = time.perf_counter()
+    chunks = [(method, pending[s : s + cfg.batch_size])
+              for method in cfg.methods for pending in [[k for m, k in todo if m == method]]
+              for s in range(0, len(pending), cfg.batch_size)]
+    if workers is not None:  # the same chunks on Ray actors (gaflow.scale.bench)
+        from ..scale.bench import bench_on_ray
+
+        done = bench_on_ray(cfg, ds, chunks, workers, address)
+    else:
+        done = ((m, c, bench_chunk(model, tokenizer, ds, cfg, m, c)) for m, c in chunks)
     with _progress(progress and bool(todo)) as bar:
         task = bar.add_task("bench", total=len(todo))
-        for method in cfg.methods:
-            pending = [k for m, k in todo if m == method]
-            for s in range(0, len(pending), cfg.batch_size):
-                chunk = pending[s : s + cfg.batch_size]
-                bar.update(task, description=f"{method:>22}")
-                t0 = time.perf_counter()
-                exps = explain(model, tokenizer, [ds.texts[k] for k in chunk], method=method,
-                               truncation=True, max_length=cfg.max_length,
-                               batch_size=cfg.batch_size)
-                per = (time.perf_counter() - t0) / len(chunk)
-                with (cache / f"{method}.jsonl").open("a") as fh:
-                    for k, exp in zip(chunk, exps, strict=True):
-                        rat = ds.rationales[k] if ds.rationales is not None else None
-                        rec = evaluate_explanation(model, tokenizer, exp, ds.labels[k], cfg, rat)
-                        rec.update(id=ds.ids[k], method=method, seconds=per)
-                        fh.write(json.dumps(rec) + "\n")
-                        records[method].append(rec)
-                bar.advance(task, len(chunk))
+        for method, chunk, recs in done:
+            with (cache / f"{method}.jsonl").open("a") as fh:
+                for rec in recs:
+                    fh.write(json.dumps(rec) + "\n")
+            records[method].extend(recs)
+            bar.update(task, description=f"{method:>22}")
+            bar.advance(task, len(chunk))
     wall = time.perf_counter() - t_start
     order = {i: k for k, i in enumerate(ds.ids)}
     for method in records:
         records[method].sort(key=lambda r: order[r["id"]])
     return write_results(cfg, records, out, wall, ds)
+
+
+def bench_chunk(model, tokenizer, ds, cfg: BenchConfig, method: str,
+                chunk: list[int]) -> list[dict]:
+    """Explain the examples ``chunk`` (indices into ``ds``) with ``method`` in one batch and
+    evaluate each: one cache record per example (also what a Ray worker runs)."""
+    from .. import explain
+
+    t0 = time.perf_counter()
+    exps = explain(model, tokenizer, [ds.texts[k] for k in chunk], method=method,
+                   truncation=True, max_length=cfg.max_length, batch_size=cfg.batch_size)
+    per = (time.perf_counter() - t0) / len(chunk)
+    out = []
+    for k, exp in zip(chunk, exps, strict=True):
+        rat = ds.rationales[k] if ds.rationales is not None else None
+        rec = evaluate_explanation(model, tokenizer, exp, ds.labels[k], cfg, rat)
+        rec.update(id=ds.ids[k], method=method, seconds=per)
+        out.append(rec)
+    return out
 
 
 def _read_cache(f: Path) -> list[dict]:
