@@ -151,3 +151,34 @@ def test_default_split_in_one_place():
     from gaflow.data import default_split
 
     assert default_split("sst2") == "dev" and default_split("imdb") == "test"
+
+
+def test_review_edge_cases(tiny_bert, tmp_path):
+    """Numpy targets in GAF, one solver record per example, the name rules of register_flow,
+    strategy and address options that cannot apply."""
+    from gaflow.evaluation.benchmark import BenchConfig, run_benchmark
+
+    model, tok = tiny_bert
+    enc = _batch(tok)
+    one = GAF(model).attribute(enc["input_ids"], target=np.int64(1),
+                               attention_mask=enc["attention_mask"])
+    ref = GAF(model).attribute(enc["input_ids"], target=1, attention_mask=enc["attention_mask"])
+    assert torch.equal(one, ref)
+    with pytest.raises(InputError, match="one per example"):
+        GAF(model).attribute(enc["input_ids"], target=1.5)
+    with pytest.raises(InputError, match="mu"):
+        GAF(model, "agf", mu=-1.0)
+    exps = gaflow.explain(model, tok, TEXTS)
+    assert exps[0].config["solver"] is not exps[1].config["solver"]
+    gaflow.flow.tensors.register_tensor("zz_tensor_test", lambda a, g: a.mean(axis=1))
+    try:
+        with pytest.raises(InputError, match="is an information tensor"):
+            gaflow.register_flow("zz_tensor_test", "af")
+    finally:
+        gaflow.flow.tensors.INFORMATION_TENSORS.pop("zz_tensor_test")
+    caps = np.random.default_rng(0).random((2, 3, 3))
+    with pytest.raises(InputError, match="primal_dual"):
+        gaflow.solve_flow(caps, strategy="primal_dual", backend="torch")
+    with pytest.raises(InputError, match="give workers"):
+        run_benchmark(BenchConfig(model="minilm-sst2", dataset="sst2", methods=["attention"],
+                                  n=1), tmp_path / "never", address="127.0.0.1:1")

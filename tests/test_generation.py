@@ -106,7 +106,7 @@ def test_exclude_first_gives_first_token_zero(gen_models, tokenizer):
 
 
 def test_errors(gen_models, tokenizer):
-    with pytest.raises(UnknownNameError, match="agf, af, gf"):
+    with pytest.raises(UnknownNameError, match="takes an information tensor: af, gf, agf"):
         explain_generation(gen_models["gpt2"], tokenizer, "the dog", method="rollout")
     with pytest.raises(InputError, match="empty"):
         explain_generation(gen_models["gpt2"], tokenizer, "  ")

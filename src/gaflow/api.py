@@ -137,11 +137,7 @@ def explain(
                "rtol": validate.rtol(rtol), "keep_flows": keep_flows, "backend": backend,
                "device": device}
     chosen.check_options(options)
-    from .solvers.api import BACKENDS
-
-    if not isinstance(backend, str) or backend not in BACKENDS:
-        raise InputError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
-    validate.device(backend, device)
+    validate.device(validate.backend(backend), device)
     tgt = validate.target(model.config, target)
     limit = validate.max_length(max_length, _n_special(tokenizer), _model_limit(model, tokenizer))
     options = {k: v for k, v in options.items() if k in chosen.options}

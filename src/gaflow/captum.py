@@ -46,6 +46,14 @@ class GAF(Attribution):
                              f"{', '.join(OPTION_DEFAULTS)}")
         self.method.check_options({**OPTION_DEFAULTS, **options})
         self.options = {k: v for k, v in options.items() if k in self.method.options}
+        checks = {"outputs": validate.explain_outputs, "mu": validate.mu, "rtol": validate.rtol,
+                  "keep_flows": lambda v: validate.flag(v, "keep_flows")}
+        for key, check in checks.items():  # the same checks as explain, at construction
+            if key in self.options:
+                self.options[key] = check(self.options[key])
+        if "backend" in self.options or "device" in self.options:
+            validate.device(validate.backend(self.options.get("backend", "numpy")),
+                            self.options.get("device"))
         if self.method.kind != "flow" and tokenizer is None:
             raise InputError(f"the baseline {method!r} needs the tokenizer: GAF(model, "
                              f"{method!r}, tokenizer=tokenizer)")
@@ -105,11 +113,16 @@ class GAF(Attribution):
         return x
 
     def _targets(self, target, n: int) -> list[int | None]:
-        if isinstance(target, torch.Tensor):
-            target = target.tolist()
+        if isinstance(target, torch.Tensor | np.ndarray):
+            target = target.tolist()  # a 0-d tensor or array gives one number
+        if isinstance(target, np.generic):
+            target = target.item()
         if target is None or isinstance(target, int | str):
             one = validate.target(self.model.config, target)
             return [one] * n
+        if not isinstance(target, Sequence):
+            raise InputError(f"target must be a class (index or label), one per example (a "
+                             f"list or tensor) or None, got {type(target).__name__}")
         target = list(target)
         if len(target) != n:
             raise InputError(f"target has {len(target)} entries for {n} examples")

@@ -134,6 +134,8 @@ def run_benchmark(cfg: BenchConfig, out_dir: str | Path, data_path=None, progres
     """
     if cached_only and fresh:
         raise InputError("cached_only and fresh exclude each other")
+    if address is not None and workers is None:
+        raise InputError("address joins a Ray cluster for workers=N; give workers too")
     if workers is not None:  # before any work: Ray installed, a sane worker count
         from ..scale.runtime import check_workers, require_ray
 

@@ -91,8 +91,9 @@ def explain_generation(
             the call solved together, batched Cholesky); see :func:`gaflow.solve_flow`.
         device: torch device of the ``"torch"`` solver (default: CPU).
     """
-    if method not in ("agf", "af", "gf") and method not in INFORMATION_TENSORS:
-        raise UnknownNameError(f"unknown method {method!r}; generation supports agf, af, gf")
+    if validate.name(method, "method") not in INFORMATION_TENSORS:
+        raise UnknownNameError(f"unknown method {method!r}; generation takes an information "
+                               f"tensor: {', '.join(INFORMATION_TENSORS)}")
     single = isinstance(prompt, str)
     prompts = [prompt] if single else list(prompt)
     conts = (

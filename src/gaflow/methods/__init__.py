@@ -9,7 +9,7 @@ and the sign convention shared by every method.
 from . import (  # noqa: F401  (registration)
     attention,
     cat,
-    flows,  # noqa: F401  (registration: flows first, the default leads)
+    flows,
     gae,
     gradient,
 )

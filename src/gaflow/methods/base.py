@@ -165,7 +165,8 @@ class Baseline(Method):
         )
 
 
-#: every registered method by name: the flows first (the default leads), then the baselines
+#: every registered method by name, in registration order (:func:`method_names` lists the flows
+#: first, the default leading)
 METHODS: dict[str, Method] = {}
 
 
@@ -225,7 +226,7 @@ def target_logits(logits: torch.Tensor, targets: Sequence[int]) -> torch.Tensor:
 
 
 def attentions_of(batch: Batch, grad: bool = False):
-    """Forward pass with attentions (and hidden states); (outputs, logits)."""
+    """Forward pass with attentions and hidden states; the model's outputs."""
     ctx = torch.enable_grad() if grad else torch.no_grad()
     with ctx:
         out = batch.model(**batch.inputs, output_attentions=True, output_hidden_states=True)

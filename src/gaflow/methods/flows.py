@@ -113,7 +113,7 @@ class FlowMethod(Method):
             values = [float(r[1]) for r in routed]
             flows = [r[2] if keep else None for r in routed]
             solver = [{"routing": "proportional", "iterations": 0, "mu_final": 0.0,
-                       "error_estimate": 0.0, "converged": True}] * n
+                       "error_estimate": 0.0, "converged": True} for _ in range(n)]
         else:
             sols = solve_flow(caps, outs, mu=opts.get("mu"), rtol=opts.get("rtol", 1e-6),
                               keep_flows=keep, backend=opts.get("backend", "numpy"),
@@ -159,8 +159,9 @@ def register_flow(name: str, tensor: str, *, residual: float | str = 0.0,
     """
     if not isinstance(name, str) or not name:
         raise InputError("a flow needs a non-empty string name")
-    if name in METHODS and not overwrite:
-        raise InputError(f"method {name!r} exists; pass overwrite=True to replace it")
+    if name in INFORMATION_TENSORS and name != tensor:
+        raise InputError(f"{name!r} is an information tensor (the paper's flow on it is the "
+                         "method of that name); choose another name")
     if tensor not in INFORMATION_TENSORS:
         raise InputError(f"unknown information tensor {tensor!r}; known: "
                          f"{', '.join(INFORMATION_TENSORS)}")

@@ -2,7 +2,7 @@
 
 Pipeline: the input's rows ``{id, text, label}`` -> ``ray.data.from_items`` (one block per
 batch) -> ``map_batches(ExplainWorker, compute=ActorPoolStrategy(size=workers))``: each actor
-loads the model once and turns a batch into :data:`~gaflow.scale.records.SCHEMA` rows -> the
+loads the model once and turns a batch into :func:`~gaflow.scale.records.schema` rows -> the
 driver streams the rows back (``iter_batches``) and writes them as Parquet parts, so an
 interrupted run keeps what it wrote and the next run skips those ids.
 """
@@ -222,7 +222,9 @@ def explain_dataset(source: str, out, *, model: str | None = None, method: str =
                     todo = [k for k in todo if items.ids[k] not in written]
                     if "gaflow.errors." in str(exc):  # a configuration error in the actors
                         raise GaflowError(_ray_message(exc)) from None
-                    if attempt == retries or not todo:
+                    if not todo:  # every row was written before the pipeline failed
+                        break
+                    if attempt == retries:
                         raise GaflowError(
                             f"the Ray pipeline failed ({_ray_message(exc)}); {len(todo)} "
                             f"examples are not written yet: rerun the same command to resume"

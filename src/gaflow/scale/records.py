@@ -1,7 +1,7 @@
 """The output folder of ``explain-dataset``: Parquet parts, one row per example, and a stamp.
 
 Layout: ``<out>/_gaflow_run.json`` (the configuration the rows were computed with) and
-``<out>/part-NNNNN-XXXXXXXX.parquet`` files of :data:`SCHEMA` rows, each written to a temporary
+``<out>/part-NNNNN-XXXXXXXX.parquet`` files of :func:`schema` rows, each written to a temporary
 name and renamed, so a killed run leaves whole parts only. Read the folder with
 ``pandas.read_parquet(out)``, ``pyarrow.parquet.read_table(out)`` or ``ray.data.read_parquet(out)``;
 turn a row back into an explanation with :meth:`gaflow.Explanation.from_record`.

@@ -99,9 +99,11 @@ def solve_flow(
     keep_flows = validate.flag(keep_flows, "keep_flows")
     if not isinstance(strategy, str) or strategy not in STRATEGIES:
         raise InputError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
-    if not isinstance(backend, str) or backend not in BACKENDS:
-        raise InputError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+    backend = validate.backend(backend)
     device = validate.device(backend, device)
+    if strategy == "primal_dual" and (backend == "torch" or mu_f is not None):
+        raise InputError("strategy='primal_dual' applies to the central flow (mu=None) of the "
+                         "numpy backend; the torch backend and a fixed mu follow the path")
     batch = _is_batch(capacities)
     items = list(capacities) if batch else [capacities]
     if batch and not items:

@@ -435,7 +435,9 @@ class Finisher:
         if fc is None:
             return None, 0, math.inf
         res = centre(graph, fc, x, rtol=self.rtol)
-        if not res.ok:
+        if not res.ok or math.sqrt(res.decrement) > self.rtol:
+            # a centring that stalled above the accuracy asked for is not an answer: the path
+            # goes on (the error estimate below would exceed rtol)
             return None, res.steps, math.inf
         self.used[b] = True
         self.decrement[b] = res.decrement
