@@ -79,6 +79,9 @@ def test_cli_methods_lists_every_method(capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert [ln.split()[0] for ln in lines] == method_names()
     assert all(ln.split()[1] in ("flow", "baseline") for ln in lines)
+    agf = next(ln for ln in lines if ln.split()[0] == "agf")
+    assert agf.endswith("[options: outputs, mu, rtol, keep_flows, backend, device]")
+    assert "options" not in next(ln for ln in lines if ln.split()[0] == "gae")
 
 
 def test_pipeline_is_accepted(tiny_bert):
@@ -182,3 +185,15 @@ def test_review_edge_cases(tiny_bert, tmp_path):
     with pytest.raises(InputError, match="give workers"):
         run_benchmark(BenchConfig(model="minilm-sst2", dataset="sst2", methods=["attention"],
                                   n=1), tmp_path / "never", address="127.0.0.1:1")
+
+
+def test_cli_reader_that_stops_early_is_not_an_error():
+    """``gaflow methods | head``: the closed pipe ends the command quietly (status 141)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "gaflow.cli", "methods"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before the command writes: its first write meets a closed pipe
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and "Traceback" not in err, err

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -298,8 +299,9 @@ def _methods(args) -> int:
 
     ms = list_methods()
     width = max(len(m.name) for m in ms)
-    for m in ms:
-        print(f"{m.name:{width}}  {m.kind:8}  {m.summary()}")
+    for m in ms:  # name, kind, what it is, and the explain options it takes
+        takes = f" [options: {', '.join(m.options)}]" if m.options else ""
+        print(f"{m.name:{width}}  {m.kind:8}  {m.summary()}{takes}")
     return 0
 
 
@@ -398,6 +400,9 @@ def main(argv: list[str] | None = None) -> int:
     except GaflowError as exc:
         print(f"gaflow: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader stopped early (``gaflow methods | head``): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second one at exit
+        return 141  # 128 + SIGPIPE, as a shell reports it
 
 
 if __name__ == "__main__":  # pragma: no cover
