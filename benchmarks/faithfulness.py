@@ -35,8 +35,9 @@ MODELS = {"sst2": "minilm-sst2", "imdb": "minilm-imdb", "ag_news": "minilm-agnew
 ROOT = Path(__file__).resolve().parents[1]
 READING = "## Reading the table"
 #: the order of the sections in docs/results.md (other runs follow, sorted)
-ORDER = ["sst2-test", "ag_news-test", "ag_news", "sst2", "amazon_polarity", "yelp_polarity",
-         "imdb", "eraser_movies"]
+ORDER = ["sst2-test", "ag_news-test", "ag_news", "sst2", "amazon_polarity",
+         "yelp_polarity-test", "imdb-test", "eraser_movies-test", "yelp_polarity", "imdb",
+         "eraser_movies"]
 
 
 def headline(summary: dict, flow: str = "agf") -> list[str]:
