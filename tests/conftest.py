@@ -81,6 +81,15 @@ def _build(arch: str, tokenizer):
 ARCHS = ["bert", "roberta", "distilbert", "electra"]
 
 
+def saved_model(model_and_tokenizer, folder):
+    """Save a (model, tokenizer) pair to ``folder`` (a model directory the CLI and the Ray
+    actors load by path); returns ``folder``."""
+    model, tok = model_and_tokenizer
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tokenizer(tmp_path_factory):
     return _wordpiece_tokenizer(tmp_path_factory.mktemp("tok"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import saved_model
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -231,11 +232,7 @@ def test_target_rule(tiny_bert):
 
 @pytest.fixture(scope="module")
 def model_dir(tiny_bert, tmp_path_factory):
-    model, tok = tiny_bert
-    folder = tmp_path_factory.mktemp("cli") / "m"
-    model.save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
+    return saved_model(tiny_bert, tmp_path_factory.mktemp("cli") / "m")
 
 
 def _cli_error(capsys, argv: list[str], match: str) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import saved_model
 
 import gaflow
 from gaflow import Explanation, InputError
@@ -57,11 +58,7 @@ def tiny64(tiny_bert):
 
 @pytest.fixture(scope="module")
 def model_dir(tiny64, tmp_path_factory):
-    model, tok = tiny64
-    folder = tmp_path_factory.mktemp("scale") / "tiny"
-    model.save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
+    return saved_model(tiny64, tmp_path_factory.mktemp("scale") / "tiny")
 
 
 @pytest.fixture(scope="module")
