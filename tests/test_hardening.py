@@ -194,23 +194,26 @@ def test_typed_special_tokens_are_plain_text(tiny_bert):
     assert exp.scores.sum() == pytest.approx(exp.flow_value, rel=1e-9)
 
 
+class Ignoring:
+    """A tokenizer that ignores some keyword options (as older or custom tokenizers do)."""
+
+    def __init__(self, inner, *ignored: str):
+        self.inner, self.ignored = inner, ignored
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def __call__(self, *args, **kwargs):
+        for key in self.ignored:
+            kwargs.pop(key, None)
+        return self.inner(*args, **kwargs)
+
+
 def test_typed_special_tokens_flagged_when_tokenizer_cannot_split(tiny_bert):
     """With a tokenizer that ignores split_special_tokens (older transformers), the typed
     [SEP] becomes a real separator: it is flagged special, never reported as a word."""
     model, tok = tiny_bert
-
-    class NoSplit:
-        def __init__(self, inner):
-            self.inner = inner
-
-        def __getattr__(self, name):
-            return getattr(self.inner, name)
-
-        def __call__(self, *args, **kwargs):
-            kwargs.pop("split_special_tokens", None)
-            return self.inner(*args, **kwargs)
-
-    exp = gaflow.explain(model, NoSplit(tok), "the [SEP] dog")
+    exp = gaflow.explain(model, Ignoring(tok, "split_special_tokens"), "the [SEP] dog")
     assert exp.tokens == ["[CLS]", "the", "[SEP]", "dog", "[SEP]"]
     assert exp.special.tolist() == [True, False, True, False, True]
     assert [w for w, _ in exp.words()] == ["the", "dog"]
@@ -343,22 +346,10 @@ def test_tokenizer_that_does_not_cut_is_an_error(tiny_bert):
     """If a tokenizer ignores max_length, explain says so instead of reporting a cut it did
     not make."""
     model, tok = tiny_bert
-
-    class NoCut:
-        def __init__(self, inner):
-            self.inner = inner
-
-        def __getattr__(self, name):
-            return getattr(self.inner, name)
-
-        def __call__(self, *args, **kwargs):
-            kwargs.pop("truncation", None)
-            kwargs.pop("max_length", None)
-            return self.inner(*args, **kwargs)
-
     with pytest.raises(gaflow.ModelError, match="the tokenizer kept 10 tokens although "
                        "max_length is 5"):
-        gaflow.explain(model, NoCut(tok), TEXT, max_length=5, truncation=True)
+        gaflow.explain(model, Ignoring(tok, "truncation", "max_length"), TEXT, max_length=5,
+                       truncation=True)
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ from .errors import InputError, ModelError
 from .flow.constructions import DEFAULT_METHOD
 from .info import versions
 from .methods import Request, get_method
+from .methods.base import method_options
 from .result import Explanation
 
 DEFAULT_MODEL = "minilm-sst2"
@@ -131,16 +132,11 @@ def explain(
     validate.name(method, "method")
     chosen = get_method(method)
     truncation = validate.flag(truncation, "truncation")
-    keep_flows = validate.flag(keep_flows, "keep_flows")
     batch_size = validate.positive_int(batch_size, "batch_size")
-    options = {"outputs": validate.explain_outputs(outputs), "mu": validate.mu(mu),
-               "rtol": validate.rtol(rtol), "keep_flows": keep_flows, "backend": backend,
-               "device": device}
-    chosen.check_options(options)
-    validate.device(validate.backend(backend), device)
+    options = method_options(chosen, outputs=outputs, mu=mu, rtol=rtol, keep_flows=keep_flows,
+                             backend=backend, device=device)
     tgt = validate.target(model.config, target)
     limit = validate.max_length(max_length, _n_special(tokenizer), _model_limit(model, tokenizer))
-    options = {k: v for k, v in options.items() if k in chosen.options}
 
     results: list[Explanation] = []
     for start in range(0, len(texts), batch_size):
@@ -251,7 +247,8 @@ def _explain_batch(model, tokenizer, texts, method, tgt, options, truncation, li
         # a tokenizer that cannot split typed "[SEP]"/"[PAD]": flag them, never report as words
         special |= np.isin(ids, sorted(control_ids(tokenizer)))
         if fast:
-            word_ids = [enc.word_ids(b)[p] for p in real]
+            row = enc.word_ids(b)  # one list per text, not one per token
+            word_ids = [row[p] for p in real]
         else:  # no word alignment: one word per token
             word_ids = [None if special[p] else p for p in range(len(ids))]
         spans = ([tuple(int(v) for v in offsets[b, p]) for p in real] if offsets is not None

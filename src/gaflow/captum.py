@@ -21,7 +21,7 @@ from .capture import ensure_eager
 from .errors import InputError
 from .flow.constructions import DEFAULT_METHOD
 from .methods import Request, get_method
-from .methods.base import OPTION_DEFAULTS
+from .methods.base import method_options
 
 
 class GAF(Attribution):
@@ -40,20 +40,7 @@ class GAF(Attribution):
         super().__init__(model)
         self.model, self.tokenizer = model, tokenizer
         self.method = get_method(validate.name(method, "method"))
-        unknown = set(options) - set(OPTION_DEFAULTS)
-        if unknown:
-            raise InputError(f"unknown options {sorted(unknown)}; known: "
-                             f"{', '.join(OPTION_DEFAULTS)}")
-        self.method.check_options({**OPTION_DEFAULTS, **options})
-        self.options = {k: v for k, v in options.items() if k in self.method.options}
-        checks = {"outputs": validate.explain_outputs, "mu": validate.mu, "rtol": validate.rtol,
-                  "keep_flows": lambda v: validate.flag(v, "keep_flows")}
-        for key, check in checks.items():  # the same checks as explain, at construction
-            if key in self.options:
-                self.options[key] = check(self.options[key])
-        if "backend" in self.options or "device" in self.options:
-            validate.device(validate.backend(self.options.get("backend", "numpy")),
-                            self.options.get("device"))
+        self.options = method_options(self.method, **options)  # explain's checks
         if self.method.kind != "flow" and tokenizer is None:
             raise InputError(f"the baseline {method!r} needs the tokenizer: GAF(model, "
                              f"{method!r}, tokenizer=tokenizer)")

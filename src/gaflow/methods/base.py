@@ -108,6 +108,8 @@ class Method:
 
     kind: str = "baseline"
     options: tuple[str, ...] = ()
+    #: added to the refusal of an option the method does not take: what to use instead
+    hint: str = ""
 
     def __init__(self, name: str, description: str = "", reference: str = ""):
         self.name, self.description, self.reference = name, description, reference
@@ -124,7 +126,7 @@ class Method:
                      "keep_flows, backend, device)")
             raise InputError(
                 f"{', '.join(extra)} {'does' if len(extra) == 1 else 'do'} not apply to the "
-                f"{self.kind} {self.name!r} ({self.summary()}); {takes}"
+                f"{self.kind} {self.name!r} ({self.summary()}); {takes}{self.hint}"
             )
 
     def summary(self) -> str:
@@ -133,6 +135,25 @@ class Method:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}: {self.summary()}>"
+
+
+def method_options(method: Method, **given) -> dict[str, Any]:
+    """The options of :data:`OPTION_DEFAULTS` for ``method``: each checked by the rule of
+    :mod:`gaflow.validate`, one set away from its default that the method does not take refused
+    (:meth:`Method.check_options`); returns those the method takes. The one check of
+    :func:`gaflow.explain`, :class:`gaflow.captum.GAF` and ``explain_dataset``."""
+    from .. import validate
+
+    unknown = sorted(set(given) - set(OPTION_DEFAULTS))
+    if unknown:
+        raise InputError(f"unknown options {unknown}; known: {', '.join(OPTION_DEFAULTS)}")
+    opts = {**OPTION_DEFAULTS, **given}
+    opts.update(outputs=validate.explain_outputs(opts["outputs"]), mu=validate.mu(opts["mu"]),
+                rtol=validate.rtol(opts["rtol"]),
+                keep_flows=validate.flag(opts["keep_flows"], "keep_flows"))
+    method.check_options(opts)
+    validate.device(validate.backend(opts["backend"]), opts["device"])
+    return {k: v for k, v in opts.items() if k in method.options}
 
 
 MethodFn = Callable[[Batch], list[np.ndarray]]

@@ -66,19 +66,13 @@ class FlowMethod(Method):
         super().__init__(construction.name, construction.description,
                          "Azarkhalili & Libbrecht 2025 (GAF)")
         self.construction = construction
-        self.options = CENTRAL_OPTIONS if construction.routing == "central" else \
-            PROPORTIONAL_OPTIONS
-
-    def check_options(self, given: dict) -> None:
-        if self.construction.routing != "central" and any(
-            given.get(k) not in (None, "numpy") for k in ("mu", "backend", "device")
-        ):
-            raise InputError(
-                f"mu, backend and device apply to the central maximum flow (the barrier "
-                f"solver); {self.name!r} routes in proportion to capacity and has no barrier: "
-                "pass method='agf' (or another central flow) to use them"
-            )
-        super().check_options(given)
+        if construction.routing == "central":
+            self.options = CENTRAL_OPTIONS
+        else:
+            self.options = PROPORTIONAL_OPTIONS
+            self.hint = (f". {self.name!r} routes in proportion to capacity and has no barrier: "
+                         "mu, rtol, backend and device apply to the central maximum flow (the "
+                         "barrier solver), e.g. method='agf'")
 
     def attribute(self, request: Request) -> Attributions:
         spec, opts = self.construction, {**request.options}

@@ -129,15 +129,14 @@ def check_options(method: str, outputs, mu, batch_size, max_length, truncation,
     """The explain options, checked without a model by the method's own rule (the rest is
     checked by each actor)."""
     from ..methods import get_method
+    from ..methods.base import method_options
 
     validate.name(method, "method")
     chosen = get_method(method)  # UnknownNameError lists the registered methods
     batch_size = validate.positive_int(batch_size, "batch_size")
-    outputs = validate.explain_outputs(outputs)
-    mu = validate.mu(mu)
     truncation = validate.flag(truncation, "truncation")
-    chosen.check_options({"outputs": outputs, "mu": mu, "rtol": 1e-6, "keep_flows": False,
-                          "backend": "numpy", "device": None})
+    method_options(chosen, outputs=outputs, mu=mu)
+    outputs, mu = validate.explain_outputs(outputs), validate.mu(mu)
     if max_length is not None:
         validate.positive_int(max_length, "max_length")
     if target is not None and (isinstance(target, bool) or not isinstance(target, int | str)):
