@@ -9,7 +9,7 @@ import numpy as np
 from .. import validate
 from ..errors import InputError
 from ..flow.graph import LayeredGraph, build_graph
-from . import path, primal_dual
+from . import face, path, primal_dual
 from .face import Finisher
 from .newton import NumpyKernels
 
@@ -49,7 +49,7 @@ class FlowSolution:
 
 
 BACKENDS = ("numpy", "torch")
-STRATEGIES = ("finish", "primal_dual", "path")
+STRATEGIES = ("finish", "primal_dual", "path", "face")
 
 
 def solve_flow(
@@ -218,6 +218,11 @@ def _solve_numpy(graph, mu, rtol, keep_flows, strategy="finish") -> FlowSolution
             if pd.x is not None:
                 return _face_solution(graph, pd, keep_flows)
             spent = pd.steps
+        elif finisher is not None and strategy == "face":
+            fr = face.from_max_flow(graph, flow_bound(graph), rtol)
+            if fr.x is not None:
+                return _face_solution(graph, fr, keep_flows)
+            spent = fr.steps
         res = path.solve(kernels, kernels.batch([graph]), 1, mu=mu, rtol=rtol, finish=finisher)
     x, scale = res.x[0], graph.scale
     return FlowSolution(

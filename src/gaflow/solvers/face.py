@@ -44,6 +44,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import breadth_first_order, connected_components
 
 from ..flow.graph import LayeredGraph
+from . import maxflow
 from .newton import FlowState, divergence, factor
 
 FEASIBLE = 1e-10  # imbalance (relative to F) below which a point counts as conserving
@@ -326,7 +327,7 @@ class Centred:
 
 
 def centre(graph: LayeredGraph, face: Face, x0: FlowState, rtol: float = 1e-6,
-           max_steps: int = MAX_STEPS) -> Centred:
+           max_steps: int = MAX_STEPS, patience: int | None = None) -> Centred:
     """Analytic centre of ``face`` by infeasible-start damped Newton from ``x0`` (snapped).
 
     Steps are cut at ``BOUNDARY`` of the largest step inside the bounds; once the point
@@ -339,7 +340,9 @@ def centre(graph: LayeredGraph, face: Face, x0: FlowState, rtol: float = 1e-6,
     or when a conserving point still has ``lambda^2 > STUCK`` from the third step on: from a
     point of the path near ``mu -> 0`` a right face is centred quadratically within a few
     steps, while a classification with an edge that can only sit on a bound keeps
-    ``lambda^2`` near 1 (the edge's distance to the bound halves at every step).
+    ``lambda^2`` near 1 (the edge's distance to the bound halves at every step). With
+    ``patience`` (a start far from the centre, as :func:`from_max_flow`'s), that test waits
+    until ``patience`` steps have been taken from conserving points.
     """
     x = snap(graph, face, x0)
     r, _ = divergence(x.layers, x.source, x.sink, 0.0)
@@ -349,6 +352,7 @@ def centre(graph: LayeredGraph, face: Face, x0: FlowState, rtol: float = 1e-6,
     dec_prev = math.inf
     alpha = 0.0
     target = (0.01 * rtol) ** 2
+    conserving = 0  # steps taken from conserving points
     for k in range(max_steps + 1):
         try:
             dx, dec = step(graph, face, x)
@@ -368,7 +372,7 @@ def centre(graph: LayeredGraph, face: Face, x0: FlowState, rtol: float = 1e-6,
             return Centred(x, k, True, "", dec)
         if k == max_steps:
             break
-        if feasible and dec > STUCK and k >= 2:
+        if feasible and dec > STUCK and (k >= 2 if patience is None else conserving >= patience):
             # lambda^2 near 1 with full steps: a free edge is being driven to a bound (it is
             # fixed there on every flow of this classification: no strictly feasible point)
             return Centred(x, k, False, f"face centring stuck at lambda^2={dec:.1e}", dec)
@@ -393,6 +397,7 @@ def centre(graph: LayeredGraph, face: Face, x0: FlowState, rtol: float = 1e-6,
                     alpha = max(floor, 0.5 * alpha)
         x = _move(x, dx, alpha)
         dec_prev = dec
+        conserving += feasible
     return Centred(x, max_steps, False,
                    f"face centring not converged in {max_steps} steps (lambda^2={dec:.1e})", dec)
 
@@ -442,3 +447,77 @@ class Finisher:
         self.used[b] = True
         self.decrement[b] = res.decrement
         return [res.x], res.steps, math.sqrt(res.decrement) * float(np.abs(res.x.source).max())
+
+
+COMBINATORIAL_STEPS = 50  # centring steps allowed from the max-flow start
+PATIENCE = 10  # ... of which this many from conserving points before the stuck test applies
+INSIDE = 0.25  # the start puts every free flow within [INSIDE u, (1 - INSIDE) u]
+
+
+@dataclass
+class FaceResult:
+    """Outcome of :func:`from_max_flow`: the certified central flow (or ``None``), the
+    centring steps spent, why it failed, the last decrement and the max-flow rounds run."""
+
+    x: FlowState | None
+    steps: int
+    message: str
+    decrement: float
+    rounds: int = 0
+
+
+def _classify_arcs(graph: LayeredGraph, arcs: maxflow.Arcs) -> Face | None:
+    """:func:`certify` of the residual arcs of a maximum flow (an edge without its forward
+    arc is fixed, if at all, at its capacity)."""
+    return certify(graph, arcs.fwd, arcs.back, arcs.src_back, arcs.sink_back,
+                   graph.live & ~arcs.fwd)
+
+
+def max_flow_start(graph: LayeredGraph, face: Face, arcs: maxflow.Arcs) -> FlowState:
+    """Start of the centring: the maximum flow with every free edge's flow clipped into
+    ``[INSIDE u, (1 - INSIDE) u]`` (fixed edges on their bounds), source and sink edges carrying
+    their node's flow. Strictly inside, not conserving: the centring's infeasible-start Newton
+    steps balance it (measured: faster than the max flow itself, which sits on the boundary of
+    the face, or than smoothing it layer by layer; benchmarks/results/solver.md)."""
+    u = graph.caps
+    lay = np.where(face.free, np.clip(arcs.layers, INSIDE * u, (1.0 - INSIDE) * u),
+                   np.where(face.full, u, 0.0))
+    src = np.where(face.source, lay[0].sum(axis=0), 0.0)
+    snk = np.where(face.sink, lay[-1].sum(axis=1), 0.0)
+    return FlowState(layers=lay, source=src, sink=snk, value=float(src.sum()))
+
+
+def from_max_flow(graph: LayeredGraph, bound: float, rtol: float = 1e-6) -> FaceResult:
+    """The central flow from one exact maximum flow: no ``mu`` path.
+
+    1. A maximum flow (:func:`gaflow.solvers.maxflow.max_flow_arcs`, integer Dinic on
+       capacities rounded down to 30 bits; ``bound`` >= the max-flow value).
+    2. Its residual arcs, closed under SCCs and certified (:func:`certify`): the optimal face.
+       Where rounding left an ``s -> z`` path, a second round on the real residual graph
+       (:func:`gaflow.solvers.maxflow.refine`) and the same again.
+    3. The analytic centre of that face (:func:`centre`, from :func:`max_flow_start`, up to
+       ``COMBINATORIAL_STEPS`` steps); a centring that fails after the first round is tried
+       once more on the face of the refined flow.
+
+    Returns ``x=None`` (the caller follows the path instead) when no classification is
+    certified or no centring converges: never an answer without the certificate of
+    :func:`centre`.
+    """
+    with np.errstate(all="ignore"):
+        try:
+            arcs = maxflow.max_flow_arcs(graph, bound)
+        except (ValueError, OverflowError) as exc:  # SciPy refused the network
+            return FaceResult(None, 0, f"max flow: {exc}", math.inf)
+        steps, message = 0, "face: no certified classification"
+        while True:
+            fc = _classify_arcs(graph, arcs)
+            if fc is not None:
+                res = centre(graph, fc, max_flow_start(graph, fc, arcs), rtol=rtol,
+                             max_steps=COMBINATORIAL_STEPS, patience=PATIENCE)
+                steps += res.steps
+                if res.ok and math.sqrt(res.decrement) <= rtol:
+                    return FaceResult(res.x, steps, "", res.decrement, arcs.rounds)
+                message = res.message or "face centring above the accuracy asked for"
+            if arcs.rounds >= 2 or not arcs.shortfall > 0:
+                return FaceResult(None, steps, message, math.inf, arcs.rounds)
+            arcs = maxflow.refine(graph, arcs)

@@ -1,0 +1,277 @@
+"""The central flow from one exact maximum flow (strategy="face": gaflow.solvers.maxflow and
+face.from_max_flow) against hand-derived faces, CVXPY, the path and exact max-flow values."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gaflow import solve_flow
+from gaflow.errors import ConvergenceWarning
+from gaflow.flow.graph import build_graph
+from gaflow.solvers import face, maxflow
+from gaflow.solvers.api import flow_bound, flow_units
+from gaflow.solvers.reference import augmenting_max_flow_value
+
+from test_face import bottleneck_caps, face_centre_cvxpy, random_caps
+
+
+def solver_graph(caps, outputs=None):
+    return flow_units(build_graph(caps, outputs, None))
+
+
+def attention(rng, n_layers, t):
+    logits = rng.normal(scale=2.0, size=(n_layers, t, t))
+    caps = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return caps / caps.sum(axis=-1, keepdims=True)
+
+
+# ----------------------------------------------------------------- the maximum flow itself
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_max_flow_is_feasible_and_maximum(seed):
+    """Both rounds: 0 <= f <= u, conservation to the rounding of one integer unit per edge,
+    and the value of an exact augmenting-path max flow (to the first round's shortfall, then
+    to 1e-12 relative after the refining round)."""
+    rng = np.random.default_rng(seed)
+    n_layers, t = int(rng.integers(1, 5)), int(rng.integers(2, 9))
+    caps = random_caps(rng, n_layers, t, density=0.7)
+    caps *= 10.0 ** rng.uniform(-6, 6, size=(n_layers, 1, 1))
+    outputs = None if seed % 2 else [0]
+    graph = solver_graph(caps, outputs)
+    if graph.empty:
+        return
+    exact = augmenting_max_flow_value(graph.caps, outputs)
+    first = maxflow.max_flow_arcs(graph, flow_bound(graph))
+    second = maxflow.refine(graph, first)
+    for arcs in (first, second):
+        assert (arcs.layers >= 0).all() and (arcs.layers <= graph.caps).all()
+        assert (arcs.layers[~graph.live] == 0).all()
+        into = np.concatenate([arcs.source[None], arcs.layers.sum(axis=2)])  # (L+1, t)
+        out = np.concatenate([arcs.layers.sum(axis=1), arcs.sink[None]])
+        assert np.abs(into - out).max() <= 8 * t * arcs.resolution + 1e-15 * exact
+    assert first.value <= exact * (1 + 1e-12) and exact - first.value <= first.shortfall + 1e-15
+    assert second.rounds == 2 and second.value == pytest.approx(exact, rel=1e-12)
+
+
+def test_arcs_above_the_32_bit_limit_are_split():
+    """A source edge must carry more than 2^31 integer units (a node passing on 40 times the
+    largest capacity): the network splits it into parallel paths, and the value is exact."""
+    caps = np.zeros((1, 40, 40))
+    caps[0, :, 0] = 1.0  # token 0 feeds 40 tokens
+    graph = solver_graph(caps)
+    arcs = maxflow.max_flow_arcs(graph, flow_bound(graph))
+    assert arcs.value * graph.scale == pytest.approx(40.0, rel=1e-9)
+    sol = solve_flow(caps, strategy="face")
+    assert sol.face and sol.value == pytest.approx(40.0, rel=1e-9)
+
+
+# ----------------------------------------------------------------- faces known by hand
+
+
+def test_hand_derived_bottleneck_face():
+    """test_face.bottleneck_caps: the bottleneck is fixed at capacity, both inputs free, and
+    the centre is the root of the hand-derived optimality condition."""
+    caps, outputs, phi = bottleneck_caps()
+    graph = solver_graph(caps, outputs)
+    arcs = maxflow.max_flow_arcs(graph, flow_bound(graph))
+    fc = face._classify_arcs(graph, arcs)
+    assert fc is not None
+    assert fc.full[1, 0, 0] and not fc.free[1, 0, 0]
+    assert fc.free[0, 0, 0] and fc.free[0, 0, 1] and fc.source[:2].all()
+    res = face.from_max_flow(graph, flow_bound(graph))
+    assert res.x is not None, res.message
+    np.testing.assert_allclose(res.x.source * graph.scale, phi, rtol=1e-9)
+    sol = solve_flow(caps, outputs, strategy="face")
+    assert sol.face and sol.converged
+    np.testing.assert_allclose(sol.attributions, phi, rtol=1e-9)
+
+
+def test_hand_derived_saturated_cut_and_a_pinned_free_edge():
+    """Two routes into one output: ``(0,0) -> (1,0) -> (2,0)`` (capacities 1, 1) and
+    ``(0,1) -> (1,1) -> (2,0)`` (capacities 1, 0.5; ``(1,1) -> (2,1)`` leads to no output and is
+    pruned). Max flow 1.5 with both edges into (2,0) saturated: fixed at capacity. ``(0,1) ->
+    (1,1)`` carries 0.5 < 1 in every maximum flow: both its residual arcs exist, so it is free
+    (inside one SCC with ``s``) though conservation pins it, which only adds a constant to the
+    centring objective. The same holds for ``(0,0) -> (1,0)``'s chain at its capacity: fixed.
+    Attributions [1, 0.5]."""
+    caps = np.zeros((2, 2, 2))
+    caps[0, 0, 0] = caps[1, 0, 0] = 1.0
+    caps[0, 1, 1] = 1.0
+    caps[1, 0, 1] = 0.5
+    caps[1, 1, 1] = 1.0
+    graph = solver_graph(caps, [0])
+    fc = face._classify_arcs(graph, maxflow.max_flow_arcs(graph, flow_bound(graph)))
+    assert fc is not None
+    assert fc.full[1, 0, 0] and fc.full[1, 0, 1] and fc.full[0, 0, 0]
+    assert fc.free[0, 1, 1] and fc.n_free == 1 and fc.source[1]
+    sol = solve_flow(caps, [0], strategy="face")
+    assert sol.face and sol.converged
+    np.testing.assert_allclose(sol.attributions, [1.0, 0.5], rtol=1e-12)
+
+
+def test_hand_derived_cases_of_test_solver():
+    caps = np.zeros((2, 3, 3))
+    caps[0, 0, 0] = caps[0, 1, 0] = caps[0, 1, 1] = 1.0
+    caps[1, 0, 0] = 0.5
+    caps[1, 0, 1] = caps[1, 2, 1] = 1.0
+    sol = solve_flow(caps, strategy="face")
+    np.testing.assert_allclose(sol.attributions, [1.5, 1.0, 0.0], atol=1e-9)
+    assert sol.converged and sol.face and sol.value == pytest.approx(2.5, rel=1e-10)
+
+
+# ----------------------------------------------------------------- against references
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_combinatorial_face_centre_matches_cvxpy(seed):
+    """The face read off the max flow, centred by our block Newton, against CVXPY's analytic
+    centre of the same face and the path's central flow (tiny random graphs of test_face)."""
+    rng = np.random.default_rng(300 + seed)
+    n_layers, t = int(rng.integers(1, 4)), int(rng.integers(2, 5))
+    caps = random_caps(rng, n_layers, t, density=0.6)
+    caps[:, :, 0] += 0.3
+    outputs = None if seed % 2 else [0]
+    graph = solver_graph(caps, outputs)
+    arcs = maxflow.max_flow_arcs(graph, flow_bound(graph))
+    fc = face._classify_arcs(graph, arcs)
+    if fc is None:
+        fc = face._classify_arcs(graph, maxflow.refine(graph, arcs))
+    assert fc is not None
+    res = face.from_max_flow(graph, flow_bound(graph))
+    assert res.x is not None, res.message
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = face_centre_cvxpy(graph, fc)
+    assert np.abs(res.x.source - ref).max() <= 1e-6 * np.abs(ref).max()
+    central = solve_flow(caps, outputs, strategy="path").attributions / graph.scale
+    assert np.abs(res.x.source - central).max() <= 1e-6 * np.abs(central).max()
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_face_strategy_agrees_with_the_path(seed):
+    rng = np.random.default_rng(seed)
+    n_layers, t = int(rng.integers(2, 7)), int(rng.integers(6, 25))
+    caps = np.exp(rng.normal(scale=2.0, size=(n_layers, t, t)))
+    caps *= rng.random((n_layers, t, t)) < 0.8
+    outputs = None if seed % 3 else [0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        got = solve_flow(caps, outputs, strategy="face")
+        ref = solve_flow(caps, outputs, strategy="path")
+    assert got.converged and got.face
+    scale = np.abs(ref.attributions).max()
+    assert np.abs(got.attributions - ref.attributions).max() <= 1e-6 * scale
+    assert got.value == pytest.approx(augmenting_max_flow_value(caps, outputs), rel=1e-9)
+
+
+def test_face_strategy_saves_steps_on_attention_like_graphs():
+    rng = np.random.default_rng(11)
+    for _ in range(3):
+        caps = attention(rng, 6, 32)
+        got, ref = solve_flow(caps, strategy="face"), solve_flow(caps, strategy="path")
+        assert got.face and got.iterations < ref.iterations
+        assert np.abs(got.attributions - ref.attributions).max() <= 1e-6 * ref.attributions.max()
+
+
+def test_refining_round_repairs_a_rounded_cut():
+    """An edge of the minimum cut below the first round's resolution (1e-12 of the largest
+    capacity) rounds to 0: the first round's face has an s -> z path, the refining round
+    finds the missing flow, and the answer is the path's."""
+    rng = np.random.default_rng(3)
+    caps = rng.random((2, 4, 4)) + 0.5
+    caps[1] = 0.0
+    caps[1, 0, 0] = 1.0
+    caps[1, 0, 1] = 1e-12  # into the only output, through token 1
+    graph = solver_graph(caps, [0])
+    first = maxflow.max_flow_arcs(graph, flow_bound(graph))
+    assert face._classify_arcs(graph, first) is None
+    res = face.from_max_flow(graph, flow_bound(graph))
+    assert res.x is not None and res.rounds == 2, res.message
+    ref = solve_flow(caps, [0], strategy="path")
+    got = solve_flow(caps, [0], strategy="face")
+    assert got.face
+    assert np.abs(got.attributions - ref.attributions).max() <= 1e-6 * ref.attributions.max()
+    assert got.value == pytest.approx(1.0 + 1e-12, rel=1e-14)
+
+
+def test_graphs_of_trained_decoders():
+    """The regression graphs of test_solver.py (capacities spanning 1e9 to 3e14)."""
+    from test_solver import _generation_graphs
+
+    for caps, outputs, tokens in _generation_graphs():
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ConvergenceWarning)
+            got = solve_flow(caps, outputs, tokens=tokens, strategy="face")
+            ref = solve_flow(caps, outputs, tokens=tokens, strategy="path")
+        assert got.converged
+        assert np.abs(got.attributions - ref.attributions).max() <= 1e-6 * np.abs(
+            ref.attributions).max()
+
+
+# ----------------------------------------------------------------- failure paths
+
+
+def test_failed_centring_falls_back_to_the_path(monkeypatch):
+    """Every centring fails (the max-flow start's and the path's face finish alike): the path
+    takes over and ends as it does alone, converged, no warning; the failed tries count."""
+    rng = np.random.default_rng(5)
+    caps = random_caps(rng, 4, 12)
+    ref = solve_flow(caps, strategy="path")
+    spent = []
+
+    def failing(graph, fc, x0, rtol=1e-6, max_steps=face.MAX_STEPS, patience=None):
+        spent.append(4)
+        return face.Centred(x0, 4, False, "made to fail", np.inf)
+
+    monkeypatch.setattr(face, "centre", failing)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        sol = solve_flow(caps, strategy="face")
+    assert sol.converged and not sol.face
+    assert sol.iterations == ref.iterations + sum(spent) and len(spent) >= 1
+    np.testing.assert_allclose(sol.attributions, ref.attributions, rtol=0, atol=1e-12)
+
+
+def test_max_flow_refused_falls_back(monkeypatch):
+    def refusing(graph, bound):
+        raise ValueError("made to fail")
+
+    monkeypatch.setattr(maxflow, "max_flow_arcs", refusing)
+    caps = random_caps(np.random.default_rng(6), 3, 9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        sol = solve_flow(caps, strategy="face")
+    ref = solve_flow(caps, strategy="finish")
+    assert sol.converged and sol.iterations == ref.iterations
+    np.testing.assert_allclose(sol.attributions, ref.attributions, rtol=0, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 4), st.integers(2, 6), st.integers(0, 2**31),
+       st.sampled_from(["layers", "edges"]))
+def test_scaled_1e_minus20_to_1e20(n_layers, t, seed, what):
+    """Layers (or single edges) scaled by 10^U(-20, 20): the value agrees with the exact
+    augmenting-path maximum flow to 1e-6 relative (t * 1e-6 for edges: the contract bounds
+    max|dphi|), or the solution says it did not converge, with a ConvergenceWarning; never an
+    exception."""
+    rng = np.random.default_rng(seed)
+    caps = random_caps(rng, n_layers, t)
+    shape = (n_layers, 1, 1) if what == "layers" else caps.shape
+    caps *= 10.0 ** rng.uniform(-20, 20, size=shape)
+    outputs = None if seed % 2 else [int(rng.integers(0, t))]
+    exact = augmenting_max_flow_value(caps, outputs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sol = solve_flow(caps, outputs, strategy="face")
+    warned = any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    assert warned == (not sol.converged)
+    if sol.converged:
+        tol = 1e-6 if what == "layers" else t * 1e-6
+        assert abs(sol.value - exact) <= tol * exact
+        assert np.isfinite(sol.attributions).all()
