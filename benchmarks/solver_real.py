@@ -12,10 +12,12 @@ Every graph is solved (``mu=None``, rtol 1e-6, NumPy backend, float64) by each m
 ``--methods`` in the same process, interleaved graph by graph, so machine load hits all methods
 alike (it is shared: the load average is printed and written; CPU seconds of the process are
 given next to wall seconds). Methods are ``solve_flow``'s ``strategy``: ``path`` (the path
-following of the previous commit, unchanged), ``finish`` (the path ended at a certified
-optimal face; the default) and ``primal_dual`` (Mehrotra iterations to the face, its certified
-centre; ``finish`` as fallback). Step counts (factorisations) are the stable figure. The
-answers are compared with the first method's (relative max difference of the attributions).
+following, unchanged), ``finish`` (the path ended at a certified optimal face),
+``primal_dual`` (Mehrotra iterations to the face, its certified centre; ``finish`` as
+fallback) and ``face`` (the default: one exact maximum flow, its optimal face, one centring).
+``--face-parts`` times the parts of ``face`` instead. Step counts (factorisations) are the
+stable figure. The answers are compared with the first method's (relative max difference of
+the attributions).
 """
 
 from __future__ import annotations
@@ -84,6 +86,8 @@ def main() -> None:
                              "(solver.py's capacities, seed 0)")
     parser.add_argument("--cache", default="/tmp/gaflow_real_graphs.npz")
     parser.add_argument("--out", default=None, help="append a markdown table to this file")
+    parser.add_argument("--face-parts", action="store_true",
+                        help="instead: where strategy='face' spends its time, per graph")
     args = parser.parse_args()
     tokens = [int(v) for v in args.tokens.split(",")]
     methods = args.methods.split(",")
@@ -93,6 +97,9 @@ def main() -> None:
     if args.synthetic:
         sets += [(f"attention-like 12 × {t}", [attention_like(rng, 12, t)
                                                 for _ in range(args.synthetic)]) for t in tokens]
+    if args.face_parts:
+        face_parts(sets, args)
+        return
     load0 = os.getloadavg()
     rows = []
     for name, graphs in sets:
@@ -133,6 +140,54 @@ def main() -> None:
         lines.append(f"| {name} | {m} | {ms:g} | {xs} | {mt:.3f} | {xt:.3f} | {mc:.3f} | "
                      f"{d:.1e} | {c}/{n} | {f}/{n} |")
     text = "\n".join(lines)
+    print(text)
+    if args.out:
+        with open(args.out, "a") as fh:
+            fh.write("\n" + text + "\n")
+
+
+def face_parts(sets, args) -> None:
+    """CPU seconds of the parts of ``strategy="face"`` (first max-flow round, certificate,
+    refining round where needed, centring) on every graph, one BLAS thread."""
+    from threadpoolctl import threadpool_limits
+
+    from gaflow.flow.graph import build_graph
+    from gaflow.solvers import face, maxflow
+    from gaflow.solvers.api import flow_bound, flow_units
+
+    load0 = os.getloadavg()
+    lines = ["| graphs (L × t) | max flow (round 1) s | certificate s | refining round s | "
+             "centring s | centring steps | s per step | total s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    with threadpool_limits(1, "blas"):
+        for name, graphs in sets:
+            for caps in graphs:
+                graph = flow_units(build_graph(caps))
+                clock = time.process_time
+                t0 = clock()
+                arcs = maxflow.max_flow_arcs(graph, flow_bound(graph))
+                t1 = clock()
+                fc = face._classify_arcs(graph, arcs)
+                t2 = clock()
+                refine = 0.0
+                if fc is None:
+                    arcs = maxflow.refine(graph, arcs)
+                    fc = face._classify_arcs(graph, arcs)
+                    refine = clock() - t2
+                t3 = clock()
+                res = face.centre(graph, fc, face.max_flow_start(graph, fc, arcs),
+                                  max_steps=face.COMBINATORIAL_STEPS, patience=face.PATIENCE)
+                t4 = clock()
+                lines.append(f"| {name} | {t1 - t0:.3f} | {t2 - t1:.3f} | {refine:.3f} | "
+                             f"{t4 - t3:.3f} | {res.steps} | {(t4 - t3) / max(res.steps, 1):.3f} "
+                             f"| {t4 - t0:.3f} |")
+                print(lines[-1], flush=True)
+    load1 = os.getloadavg()
+    text = "\n".join([f"Machine: {machine()}; load average (1, 5, 15 min) {load0[0]:.2f} "
+                      f"{load0[1]:.2f} {load0[2]:.2f} before, {load1[0]:.2f} {load1[1]:.2f} "
+                      f"{load1[2]:.2f} after.", "",
+                      f"Command: `python benchmarks/solver_real.py --tokens {args.tokens} --n "
+                      f"{args.n} --synthetic {args.synthetic} --face-parts`", ""] + lines)
     print(text)
     if args.out:
         with open(args.out, "a") as fh:

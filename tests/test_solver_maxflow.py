@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_face import bottleneck_caps, face_centre_cvxpy, random_caps
 
 from gaflow import solve_flow
 from gaflow.errors import ConvergenceWarning
@@ -16,8 +17,6 @@ from gaflow.flow.graph import build_graph
 from gaflow.solvers import face, maxflow
 from gaflow.solvers.api import flow_bound, flow_units
 from gaflow.solvers.reference import augmenting_max_flow_value
-
-from test_face import bottleneck_caps, face_centre_cvxpy, random_caps
 
 
 def solver_graph(caps, outputs=None):

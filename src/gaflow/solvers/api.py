@@ -32,8 +32,9 @@ class FlowSolution:
             :class:`~gaflow.errors.ConvergenceWarning`.
         message: why the run ended, in words (empty when converged).
         face: the answer is the certified centre of the optimal face
-            (:mod:`gaflow.solvers.face`), reached by primal-dual iterations or at the end
-            of the path (``mu`` is then 0, or the ``mu`` of the path's last stage).
+            (:mod:`gaflow.solvers.face`), found from a maximum flow, by primal-dual
+            iterations or at the end of the path (``mu`` is then 0, or the ``mu`` of the
+            path's last stage).
     """
 
     attributions: np.ndarray
@@ -49,7 +50,7 @@ class FlowSolution:
 
 
 BACKENDS = ("numpy", "torch")
-STRATEGIES = ("finish", "primal_dual", "path", "face")
+STRATEGIES = ("face", "finish", "primal_dual", "path")
 
 
 def solve_flow(
@@ -62,7 +63,7 @@ def solve_flow(
     keep_flows: bool = False,
     backend: str = "numpy",
     device=None,
-    strategy: str = "finish",
+    strategy: str = "face",
 ) -> FlowSolution | list[FlowSolution]:
     """Barrier-regularised maximum flow through a layered attribution graph.
 
@@ -84,12 +85,17 @@ def solve_flow(
             iteration batched over graphs with batched Cholesky, float64, on ``device``).
         device: torch device for ``backend="torch"`` (default ``"cpu"``), e.g. ``"cuda"``.
         strategy: ``mu=None``, NumPy backend: how the ``mu -> 0`` limit is reached.
-            ``"finish"`` (default): the path, ended at the first stage from which the optimal
+            ``"face"`` (default): no ``mu`` path: one exact maximum flow (integer Dinic,
+            refined where rounding matters), the optimal face from the SCCs of its residual
+            graph, and that face's analytic centre by one centring from the clipped maximum
+            flow (:func:`gaflow.solvers.face.from_max_flow`); ``"finish"`` where that is not
+            certified. ``"finish"``: the path, ended at the first stage from which the optimal
             face can be identified and certified, with the centre of that face
             (:mod:`gaflow.solvers.face`); ``"primal_dual"``: Mehrotra iterations to the face
-            (:mod:`gaflow.solvers.primal_dual`; fewest steps on real AGF graphs, slower per
-            step), ``"finish"`` where no face is certified; ``"path"``: the path alone. All
-            give the same limit to ``rtol``. The torch backend always follows the path.
+            (:mod:`gaflow.solvers.primal_dual`), ``"finish"`` where no face is certified;
+            ``"path"``: the path alone. All give the same limit to ``rtol``
+            (benchmarks/results/solver.md compares them). The torch backend always follows
+            the path.
 
     Returns:
         A :class:`FlowSolution` (a list for a batch); tokens with no usable path get exactly 0.
@@ -206,7 +212,7 @@ def _one_blas_thread():
     return _CONTROLLER.limit(limits=1, user_api="blas")
 
 
-def _solve_numpy(graph, mu, rtol, keep_flows, strategy="finish") -> FlowSolution:
+def _solve_numpy(graph, mu, rtol, keep_flows, strategy="face") -> FlowSolution:
     if graph.empty:
         return _empty(graph, mu, keep_flows)
     kernels = NumpyKernels()

@@ -81,17 +81,19 @@ def _network(fwd: np.ndarray, back: np.ndarray | None, s_fwd: np.ndarray, s_back
     s = n_tok + n_aux_s + n_aux_z
     z = s + 1
     n = z + 1
-    # token rows: [back arcs to layer k-1 (t), forward arcs to layer k+1 (t)], column order
-    wide = np.zeros((n_layers + 1, t, 2 * t), dtype=np.int64)
-    wide[:-1, :, t:] = fwd.transpose(0, 2, 1)  # row (k, j), column (k+1, i)
+    # layer arcs with their zeros (dense patterns: no search for the nonzeros, which cost
+    # more than the max flow's setup; SciPy treats a zero capacity as no arc)
+    ar = np.arange(t)
+    tails = (np.arange(n_layers)[:, None] * t + ar[None, :]).repeat(t, axis=1)  # [k, (j, i)]
+    heads = np.broadcast_to(((np.arange(n_layers) + 1)[:, None] * t)[:, :, None]
+                            + ar[None, None, :], (n_layers, t, t)).reshape(n_layers, t * t)
+    rows = [tails.ravel()]
+    cols = [heads.ravel()]
+    vals = [fwd.transpose(0, 2, 1).ravel()]  # [k, j, i]: row (k, j), column (k+1, i)
     if back is not None:
-        wide[1:, :, :t] = back  # row (k+1, i), column (k, j)
-    wide = wide.reshape(n_tok, 2 * t)
-    row, pos = np.nonzero(wide)
-    layer = row // t
-    col = np.where(pos < t, (layer - 1) * t + pos, (layer + 1) * t + pos - t)
-    data = wide[row, pos]
-    rows, cols, vals = [row], [col], [data]
+        rows.append(heads.ravel())
+        cols.append(tails.ravel())
+        vals.append(back.transpose(0, 2, 1).ravel())
     # source: s -> aux -> (0, j) where split, else s -> (0, j); (0, j) -> s backward
     js = np.flatnonzero(rs).repeat(rs[rs > 0])
     aux = n_tok + np.arange(js.size)
@@ -118,11 +120,8 @@ def _network(fwd: np.ndarray, back: np.ndarray | None, s_fwd: np.ndarray, s_back
     rows.append(np.full(ib.size, z))
     cols.append(last + ib)
     vals.append(z_back[ib])
-    r = np.concatenate(rows)
-    c = np.concatenate(cols)
-    v = np.concatenate(vals)
-    keep = v > 0
-    net = csr_matrix((v[keep].astype(np.int32), (r[keep], c[keep])), shape=(n, n))
+    net = csr_matrix((np.concatenate(vals).astype(np.int32),
+                      (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
     return net, s, z
 
 
@@ -144,21 +143,36 @@ def _net_flows(flow, n_layers: int, t: int, s: int, z: int):
     (antisymmetric; auxiliary nodes sit on the source and sink paths only)."""
     fl = flow.tocsr()
     n_tok = (n_layers + 1) * t
-    counts = np.diff(fl.indptr)
-    row = np.repeat(np.arange(fl.shape[0]), counts)
-    col, val = fl.indices, fl.data.astype(np.int64)
+    ptr, col, val = fl.indptr, fl.indices, fl.data
     lay = np.zeros((n_layers, t, t), dtype=np.int64)
-    sel = (row < n_layers * t) & (col < n_tok) & (col // t == row // t + 1)
-    k, j = np.divmod(row[sel], t)
-    lay[k, col[sel] % t, j] = val[sel]
-    # a token node's flow to the source side is minus its source-edge flow (via s or aux)
-    first = (row < t)
-    src = np.zeros(t, dtype=np.int64)
-    np.add.at(src, row[first & (col >= n_tok)], -val[first & (col >= n_tok)])
-    last = (row >= n_layers * t) & (row < n_tok)
-    snk = np.zeros(t, dtype=np.int64)
-    np.add.at(snk, row[last & (col >= n_tok)] - n_layers * t, val[last & (col >= n_tok)])
-    return lay, src, snk
+    for k in range(n_layers):
+        # rows of layer k: columns sorted, the next layer's t of them in one run; with every
+        # layer arc in the network (zeros kept) the rows line up and one slice reads them
+        lo, hi = int(ptr[k * t]), int(ptr[(k + 1) * t])
+        counts = np.diff(ptr[k * t:(k + 1) * t + 1])
+        c = col[lo:hi]
+        first = (k + 1) * t
+        if (counts == counts[0]).all():
+            block = c.reshape(t, counts[0])
+            hit = np.flatnonzero(block[0] == first)
+            if hit.size and hit[0] + t <= counts[0]:
+                at = int(hit[0])
+                if (block[:, at:at + t] == np.arange(first, first + t)).all():
+                    lay[k] = val[lo:hi].reshape(t, counts[0])[:, at:at + t].T
+                    continue
+        row = np.repeat(np.arange(t), counts)
+        sel = (c >= first) & (c < first + t)
+        lay[k, c[sel] - first, row[sel]] = val[lo:hi][sel]
+    # source and sink edges: what each token node of layers 0 and L sends off the token nodes
+    def off(first: int) -> np.ndarray:
+        lo, hi = int(ptr[first]), int(ptr[first + t])
+        r = np.repeat(np.arange(t), np.diff(ptr[first: first + t + 1]))
+        m = col[lo:hi] >= n_tok
+        out = np.zeros(t, dtype=np.int64)
+        np.add.at(out, r[m], val[lo:hi][m])
+        return out
+
+    return lay, -off(0), off(n_layers * t)
 
 
 def max_flow_arcs(graph: LayeredGraph, bound: float) -> Arcs:
