@@ -10,8 +10,8 @@ and gradients with every LayerNorm's scale held fixed plus the residual stream's
 :mod:`gaflow.capture.stream`), so the variants differ only in the construction. Metrics: AOPC
 and LOdds with the top 10..90% of the non-special tokens deleted (the benchmark's protocol,
 :mod:`gaflow.evaluation`), and the normalised entropy of the positive token shares
-(non-special tokens; 1 = uniform). Baselines (``gae``, ``attention``, ``rollout``) go through
-``gaflow.explain`` on the same examples.
+(non-special tokens; 1 = uniform). Baselines (``gae``, ``attention``, ``rollout``, ``lrp``, ...) go
+through ``gaflow.explain`` on the same examples.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -46,8 +47,13 @@ TENSORS = {  # the registered tensors (agf, af, gf, agf_net), and one tried only
     "asf": lambda a, g: (a * (g > 0)).mean(axis=1),
 }
 # a tensor name "n:<tensor>" applies <tensor> to norm-weighted attention A_h[i,j] ||v_hj W_O^h||
-GRADIENTS = ("paper", "linear", "contrast")  # paper: GAF's; linear: LayerNorms' scales fixed;
-# contrast: LayerNorms' scales fixed and the target logit against the other classes
+GRADIENTS = ("paper", "linear", "contrast", "conservative", "conservative+contrast",
+             "norms+attention", "norms+activations")
+# paper: GAF's; linear: LayerNorms' scales fixed; contrast: LayerNorms' scales fixed and the
+# target logit against the other classes; conservative: conservative propagation (LayerNorm
+# scales and attention weights fixed, activations by f(z)/z: gaflow.capture.conservative), of
+# the target logit or (+contrast) of the target against the other classes; norms+attention,
+# norms+activations: two of conservative propagation's three rules (grid "rules")
 
 
 def variants(grid: str = "main", alphas=(1.0,)) -> dict[str, tuple]:
@@ -60,6 +66,23 @@ def variants(grid: str = "main", alphas=(1.0,)) -> dict[str, tuple]:
                  ("asf", "linear", 0.5), ("agf_net", "linear", "gradient")]
         return {_name(t, g, r, "proportional", "all"): (t, g, r, "proportional", "all")
                 for t, g, r in items}
+    if grid == "conservative":  # round 3: gradients by conservative propagation
+        items = [("agf_net", "conservative", "gradient", "proportional"),
+                 ("agf", "conservative", "gradient", "proportional"),
+                 ("agf_net", "conservative+contrast", "gradient", "proportional"),
+                 ("agf_net", "conservative", ("gradient", 2.0), "proportional"),
+                 ("agf_net", "conservative", 0.5, "proportional"),
+                 ("agf_net", "conservative", 0.0, "proportional"),
+                 ("agf_net", "conservative", "gradient", "central"),
+                 ("agf", "conservative", 0.0, "central"),
+                 ("agf_net", "linear", "gradient", "proportional"),  # agf_rp
+                 ("agf", "paper", 0.0, "central")]  # the paper's agf
+        return {_name(t, g, r, routing, "all"): (t, g, r, routing, "all")
+                for t, g, r, routing in items}
+    if grid == "rules":  # round 3: conservative propagation's rules one at a time
+        return {_name("agf_net", g, "gradient", "proportional", "all"):
+                ("agf_net", g, "gradient", "proportional", "all")
+                for g in ("linear", "norms+attention", "norms+activations", "conservative")}
     if grid == "final":  # the candidates of the first two rounds, for a second dev set
         paper = ("agf", "paper", 0.0, "central", "all")
         out = {_name(*paper): paper}
@@ -160,11 +183,15 @@ def run(args) -> dict:
         special = enc.pop("special_tokens_mask")[0].numpy().astype(bool)
         ids = enc["input_ids"][0].tolist()
         caps_by_grads, cost = {}, {}
-        for grads in GRADIENTS:
+        needed = {spec[1] for spec in specs.values()} | {"paper", "linear"}
+        for grads in [g for g in GRADIENTS if g in needed]:
             t0 = time.perf_counter()
             cap = capture(model, dict(enc), [None], stream=grads != "paper",
-                          objective="contrast" if grads == "contrast" else "logit",
-                          values=grads == "paper")
+                          objective="contrast" if grads.endswith("contrast") else "logit",
+                          values=grads == "paper",
+                          conservative=(True if grads.startswith("conservative") else
+                                        tuple(grads.split("+")) if grads.startswith("norms+")
+                                        else False))
             if grads == "paper":
                 norms = cap.value_norms[0]
             cost[grads] = time.perf_counter() - t0
@@ -186,7 +213,7 @@ def run(args) -> dict:
             print(f"{n_done + 1}/{len(idx)} examples, {time.perf_counter() - t_start:.0f} s",
                   file=sys.stderr)
     return {
-        "command": "python benchmarks/ablation.py " + " ".join(sys.argv[1:]),
+        "command": "python benchmarks/ablation.py " + shlex.join(sys.argv[1:]),
         "dataset": args.dataset, "split": args.split, "model": args.model, "n": len(idx),
         "seed": args.seed, "max_length": max_length,
         "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}",
@@ -230,7 +257,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-length", type=int, default=None)
     p.add_argument("--baselines", default="gae,attention,rollout")
-    p.add_argument("--grid", default="main", choices=["main", "round2", "norms", "final"])
+    p.add_argument("--grid", default="main",
+                   choices=["main", "round2", "norms", "final", "conservative", "rules"])
     p.add_argument("--alphas", default="1", help="--grid final: self-edge weights to try")
     p.add_argument("--out", default=None)
     p.add_argument("--report", nargs="*", default=None)

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 import gaflow
+from gaflow.flow.constructions import DEFAULT_METHOD
 
 TEXT = "although this dog is not cute, it is very smart."
 OUT = Path(__file__).resolve().parents[1] / "docs" / "img"
@@ -20,8 +21,8 @@ OUT = Path(__file__).resolve().parents[1] / "docs" / "img"
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     model, tok = gaflow.load_model()
-    methods = ("agf_rp", "agf", "gae", "integrated_gradients")  # the default first
-    exps = [gaflow.explain(model, tok, TEXT, method=m, keep_flows=m == "agf_rp")
+    methods = (DEFAULT_METHOD, "agf", "gae", "integrated_gradients")  # the default first
+    exps = [gaflow.explain(model, tok, TEXT, method=m, keep_flows=m == DEFAULT_METHOD)
             for m in methods]
     page = Path(tempfile.mkdtemp()) / "heatmap.html"
     page.write_text(exps[0].to_html(exps[1:], title="gaflow · minilm-sst2"))

@@ -46,19 +46,20 @@ def test_paper_methods_keep_the_paper_construction():
             name, 0.0, "logit", "central")
 
 
+@pytest.mark.parametrize("gradients", ["plain", "conservative"])
 @pytest.mark.parametrize("routing", ["central", "proportional"])
 @pytest.mark.parametrize("residual", [0.0, 0.5, "gradient"])
-def test_efficient_and_finite(tiny, registered, routing, residual):
+def test_efficient_and_finite(tiny, registered, routing, residual, gradients):
     _, model, tok = tiny
-    name = registered(f"test_{routing}_{residual}", residual=residual, routing=routing,
-                      objective="contrast")
+    name = registered(f"test_{routing}_{residual}_{gradients}", residual=residual,
+                      routing=routing, objective="contrast", gradients=gradients)
     exp = gaflow.explain(model, tok, TEXT, method=name)
     assert np.isfinite(exp.scores).all() and (exp.scores >= -1e-12).all()
     assert exp.flow_value > 0
     assert exp.scores.sum() == pytest.approx(exp.flow_value, rel=1e-9)
     assert exp.config["construction"] == {"tensor": "agf", "weights": "attention",
                                           "residual": residual, "objective": "contrast",
-                                          "routing": routing}
+                                          "routing": routing, "gradients": gradients}
 
 
 def test_default_matches_manual_pipeline(tiny_bert):
@@ -67,11 +68,13 @@ def test_default_matches_manual_pipeline(tiny_bert):
     spec = get_method(DEFAULT_METHOD).construction
     exp = gaflow.explain(model, tok, TEXT, keep_flows=True)
     x = dict(tok(TEXT, return_tensors="pt"))
-    cap = capture(model, x, [None], stream=spec.measured_residual, objective=spec.objective)
+    cons = spec.gradients == "conservative"
+    cap = capture(model, x, [None], stream=spec.measured_residual, objective=spec.objective,
+                  conservative=cons)
     a, g = cap.attentions[0], cap.gradients[0]
     if spec.weights == "norms":
         cap = capture(model, x, [None], stream=spec.measured_residual, objective=spec.objective,
-                      values=True)
+                      values=True, conservative=cons)
         a = a * cap.value_norms[0][:, :, None, :]
     caps = gaflow.flow.tensors.information_tensor(spec.tensor, a, g)
     if spec.measured_residual:
@@ -107,6 +110,7 @@ def test_proportional_rejects_solver_options(tiny_bert, registered):
     (dict(residual=1.5), "residual"), (dict(residual="grad"), "residual"),
     (dict(residual=True), "residual"), (dict(routing="flow"), "routing"),
     (dict(objective="prob"), "objective"), (dict(weights="values"), "weights"),
+    (dict(gradients="lrp"), "gradients"),
 ])
 def test_register_flow_rejects_bad_options(kwargs, match):
     with pytest.raises(InputError, match=match):

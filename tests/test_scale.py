@@ -25,6 +25,7 @@ from conftest import saved_model
 import gaflow
 from gaflow import Explanation, InputError
 from gaflow.cli import main
+from gaflow.flow.constructions import DEFAULT_METHOD
 
 ray = pytest.importorskip("ray")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -194,7 +195,7 @@ def test_same_scores_as_explain_one_by_one(full_run, tiny64):
         assert got.tokens == alone.tokens and got.word_ids == alone.word_ids
         err = np.abs(got.scores - alone.scores).max()
         assert err <= 1e-6 * np.abs(alone.scores).max(), (text, err)  # relative: stricter
-        assert got.target == alone.target and got.method == "agf_rp"
+        assert got.target == alone.target and got.method == DEFAULT_METHOD
         assert got.probability == pytest.approx(alone.probability, abs=1e-6)
         assert got.config["n_tokens"] == alone.config["n_tokens"]
 
@@ -217,9 +218,9 @@ def test_parquet_schema(full_run):
     assert table.schema.equals(schema())
     assert ray.data.read_parquet(str(out)).count() == len(INPUT)
     stamp = json.loads((Path(out) / "_gaflow_run.json").read_text())
-    assert stamp["method"] == "agf_rp" and stamp["input"]["text_column"] == "sentence"
+    assert stamp["method"] == DEFAULT_METHOD and stamp["input"]["text_column"] == "sentence"
     row = table.slice(0, 1).to_pylist()[0]
-    assert json.loads(row["config"])["method"] == "agf_rp"
+    assert json.loads(row["config"])["method"] == DEFAULT_METHOD
     assert len(row["words"]) == len(row["word_scores"])
 
 
@@ -248,8 +249,9 @@ def test_bench_workers_same_table(ray_local, model_dir, data_dir, tmp_path):
     from gaflow.evaluation.benchmark import BenchConfig, run_benchmark
 
     def cfg():
-        return BenchConfig(model=str(model_dir), dataset="sst2", methods=["agf_rp", "attention"],
-                           n=6, seed=3, batch_size=2, max_length=48, n_boot=200)
+        return BenchConfig(model=str(model_dir), dataset="sst2",
+                           methods=[DEFAULT_METHOD, "attention"], n=6, seed=3, batch_size=2,
+                           max_length=48, n_boot=200)
 
     one = run_benchmark(cfg(), tmp_path / "one", data_path=data_dir, progress=False)
     two = run_benchmark(cfg(), tmp_path / "two", data_path=data_dir, progress=False, workers=2)

@@ -101,10 +101,12 @@ def explain(
             as the tokenizer's control token (``split_special_tokens``), so only the tokens the
             tokenizer adds are ``special``.
         method: any registered method (``gaflow methods`` lists them; :func:`gaflow.list_methods`):
-            the default ``agf_rp`` (measured residual self-edges, proportional routing,
-            docs/ablation.md), the paper's flows ``agf``, ``af``, ``gf``, or a baseline
-            (``attention``, ``rollout``, ``attention_flow``, ``gae``, ``cat``, ``attcat``,
-            ``grad_input``, ``integrated_gradients``, ``occlusion``; sign convention:
+            the default ``agf_cp`` (measured residual self-edges and attention edges under
+            conservative propagation, proportional routing, docs/ablation.md), ``agf_rp``
+            (the same with the model's own gradients), the paper's flows ``agf``, ``af``,
+            ``gf``, or a baseline (``attention``, ``rollout``, ``attention_flow``, ``gae``,
+            ``cat``, ``attcat``, ``grad_input``, ``integrated_gradients``, ``occlusion``,
+            ``lrp``; sign convention:
             :mod:`gaflow.methods.base`). Add one with :func:`gaflow.register_method`,
             :func:`gaflow.register_flow` or :func:`gaflow.register_tensor`.
         target: class index or label name; ``None`` explains the predicted class.
@@ -112,7 +114,8 @@ def explain(
             ([CLS]), or a list of integer token positions linked to the super-sink (the rule of
             :func:`gaflow.solve_flow`: floats, bools and a bare integer are errors).
         mu: central flows: barrier weight (relative to the largest capacity); ``None`` =
-            central max flow. Flows with proportional routing (``agf_rp``) take no ``mu``.
+            central max flow. Flows with proportional routing (``agf_cp``, ``agf_rp``) take
+            no ``mu``.
         batch_size: texts per forward/backward pass.
         truncation: allow cutting texts longer than the model's maximum (reported in ``config``).
         max_length: maximum tokens (default: the tokenizer's / model's limit); it must leave

@@ -29,7 +29,7 @@ class GAF(Attribution):
 
     Args:
         model: a Hugging Face sequence classifier (switched to eager attention if needed).
-        method: a registered method (``gaflow methods``); default ``agf_rp``.
+        method: a registered method (``gaflow methods``); default ``agf_cp``.
         tokenizer: needed by the baselines that replace tokens (``integrated_gradients``,
             ``occlusion``, ...) and to mark special tokens; the flows do without.
         **options: the method's options of :func:`gaflow.explain` (``outputs``, ``mu``, ...).

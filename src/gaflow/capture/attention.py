@@ -44,6 +44,7 @@ class Capture:
     stream: np.ndarray | None = None
     value_norms: np.ndarray | None = None
     tensor: np.ndarray | None = None
+    embedding_terms: np.ndarray | None = None
     heads: int = 0
 
 
@@ -128,6 +129,7 @@ def capture(
     objective: str = "logit",
     values: bool = False,
     tensor: Callable | None = None,
+    conservative: bool | tuple[str, ...] = False,
 ) -> Capture:
     """Run the model with attentions kept in the graph and back-propagate the target logits.
 
@@ -148,18 +150,31 @@ def capture(
             (:data:`gaflow.flow.tensors.ELEMENTWISE`): formed per layer on the model's device,
             in float64, so that only the (B, L, t, t) result leaves it, never the (B, L, H, t, t)
             attentions and gradients (``Capture.attentions``/``gradients`` are then None).
+        conservative: take every gradient by conservative propagation
+            (:mod:`gaflow.capture.conservative`: LayerNorm scales and attention weights held
+            fixed, activations by ``f(z)/z``) instead of the model's own backward pass, and
+            record ``embedding_terms``; forward values (the logits) are unchanged. A tuple of
+            rule names (:data:`gaflow.capture.conservative.RULES`) applies only those.
     """
     if objective not in OBJECTIVES:
         raise InputError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-    from .linear_norm import linear_norms
+    from .conservative import RULES
+    from .conservative import conservative as propagation
     from .stream import attention_norms, layer_count, norm_inputs, value_norms
 
     ensure_eager(model)
     model.eval()
     norms = attention_norms(model, layer_count(model)) if stream else []
-    with torch.enable_grad(), differentiable(model), linear_norms(model, stream), \
+    if conservative is True:
+        rules = RULES
+    elif conservative:
+        rules = tuple(conservative)
+    else:
+        rules = ("norms",) if stream else ()
+    with torch.enable_grad(), differentiable(model), propagation(model, rules), \
             norm_inputs(norms, stream) as sums, value_norms(model, values) as vnorms:
-        out = model(**inputs, output_attentions=True, output_hidden_states=stream)
+        out = model(**inputs, output_attentions=True,
+                    output_hidden_states=stream or conservative)
         attentions = getattr(out, "attentions", None)
         if not attentions:
             raise ModelError(
@@ -175,8 +190,15 @@ def capture(
         picked = objective_value(logits, chosen, objective)
         if stream and len(sums) != len(attentions):
             raise ModelError(f"found {len(sums)} residual sums for {len(attentions)} layers")
-        grads = torch.autograd.grad(picked, [*attentions, *sums], allow_unused=True)
+        embedded = [out.hidden_states[0]] if conservative else []
+        grads = torch.autograd.grad(picked, [*attentions, *sums, *embedded], allow_unused=True)
     n_att = len(attentions)
+    embedding_terms = None
+    if conservative:
+        if grads[-1] is None:
+            raise ModelError("the target logit does not depend on the embeddings' output")
+        embedding_terms = (grads[-1] * embedded[0]).sum(-1).detach().double().cpu().numpy()
+        grads = grads[:-1]
     stream_terms = None
     if stream:
         if any(g is None for g in grads[n_att:]):
@@ -221,5 +243,6 @@ def capture(
         logits=logits.detach().double().cpu().numpy(),
         targets=np.array(chosen),
         stream=stream_terms,
+        embedding_terms=embedding_terms,
         value_norms=torch.stack(vnorms, dim=1).double().cpu().numpy() if values else None,
     )

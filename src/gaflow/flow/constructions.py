@@ -12,6 +12,11 @@ target logit, the central maximum flow (Azarkhalili & Libbrecht 2025). A constru
   in the residual sum, positive part, per head: :mod:`gaflow.capture.stream`);
 * ``objective``: the gradient of the target logit (``"logit"``) or of the target logit against
   the other classes (``"contrast"``, :func:`gaflow.capture.attention.objective_value`);
+* ``gradients``: the model's own backward pass (``"plain"``; with ``residual="gradient"`` the
+  LayerNorms' scales are held fixed, as the measured residual needs) or conservative
+  propagation (``"conservative"``: LayerNorm scales and attention weights held fixed,
+  activations by ``f(z)/z``, :mod:`gaflow.capture.conservative`), under which every edge is a
+  part of one conserved split of the target logit;
 * ``weights``: the attention weights as they are (``"attention"``), or each weight times the
   norm of the value vector it moves, ``A_h[i, j] || v_{h, j} W_O^h ||`` (``"norms"``: the
   norm-based view of Kobayashi et al. 2020, which ALTI and GlobEnc build on; post-norm
@@ -32,6 +37,7 @@ from .seq2seq import with_residual, with_self_edges
 
 ROUTINGS = ("central", "proportional")
 WEIGHTS = ("attention", "norms")
+GRADIENTS = ("plain", "conservative")
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,7 @@ class Construction:
     routing: str = "central"
     description: str = ""
     weights: str = "attention"
+    gradients: str = "plain"
 
     @property
     def measured_residual(self) -> bool:
@@ -67,12 +74,20 @@ class Construction:
 
 
 #: The default method of :func:`gaflow.explain`, the CLI and the explorer, chosen on
-#: development data (docs/ablation.md): attention edges ``agf_net`` and the residual stream's
-#: self-edges, both measured by gradient x activation of the target logit with the LayerNorms'
-#: scales held fixed, routed in proportion to capacity.
-DEFAULT_METHOD = "agf_rp"
+#: development data (docs/ablation.md, round 3): attention edges ``agf_net`` and the residual
+#: stream's self-edges, both measured by gradient x activation of the target logit under
+#: conservative propagation (LayerNorm scales and attention weights held fixed, activations by
+#: ``f(z)/z``), routed in proportion to capacity.
+DEFAULT_METHOD = "agf_cp"
 DEFAULT_CONSTRUCTION = Construction(
     DEFAULT_METHOD, "agf_net", residual="gradient", objective="logit",
-    routing="proportional",
-    description="residual-aware AGF, proportional routing (the default; docs/ablation.md)",
+    routing="proportional", gradients="conservative",
+    description="residual-aware AGF of conservative propagation, proportional routing "
+                "(the default; docs/ablation.md)",
+)
+#: The previous default (docs/ablation.md, rounds 1-2): the same graph and routing with the
+#: model's own gradients (LayerNorm scales held fixed for the residual).
+RESIDUAL_PROPORTIONAL = Construction(
+    "agf_rp", "agf_net", residual="gradient", objective="logit", routing="proportional",
+    description="residual-aware AGF, proportional routing (the model's own gradients)",
 )

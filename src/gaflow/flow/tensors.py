@@ -11,7 +11,7 @@ and, not from the paper:
 
 * ``agf_net``: max(sum_h A * G, 0) / H   (the heads netted before the positive part: token j's
   whole part of row i's attention output, as the measured residual self-edge takes the stream's;
-  the tensor of the default flow ``agf_rp``, :mod:`gaflow.flow.constructions`)
+  the tensor of the default flow ``agf_cp`` and of ``agf_rp``, :mod:`gaflow.flow.constructions`)
 """
 
 from __future__ import annotations

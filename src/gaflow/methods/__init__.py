@@ -1,9 +1,9 @@
 """Every attribution method behind one registry (``gaflow.explain(..., method=NAME)``).
 
-The flows (:mod:`gaflow.methods.flows`: the default ``agf_rp``, the paper's ``agf``, ``af``,
-``gf``) and the baselines (attention, gradient, CAT, GAE modules) are :class:`Method` objects in
-:data:`METHODS`; :func:`list_methods` lists them. See :mod:`gaflow.methods.base` for the interface
-and the sign convention shared by every method.
+The flows (:mod:`gaflow.methods.flows`: the default ``agf_cp``, ``agf_rp``, the paper's ``agf``,
+``af``, ``gf``) and the baselines (attention, gradient, CAT, GAE modules) are :class:`Method`
+objects in :data:`METHODS`; :func:`list_methods` lists them. See :mod:`gaflow.methods.base` for
+the interface and the sign convention shared by every method.
 """
 
 from . import (  # noqa: F401  (registration)

@@ -16,7 +16,14 @@ import numpy as np
 from ..capture import capture
 from ..capture.attention import OBJECTIVES
 from ..errors import EmptyFlowWarning, InputError
-from ..flow.constructions import DEFAULT_CONSTRUCTION, ROUTINGS, WEIGHTS, Construction
+from ..flow.constructions import (
+    DEFAULT_CONSTRUCTION,
+    GRADIENTS,
+    RESIDUAL_PROPORTIONAL,
+    ROUTINGS,
+    WEIGHTS,
+    Construction,
+)
 from ..flow.graph import build_graph
 from ..flow.routing import proportional_flow
 from ..flow.seq2seq import check_residual
@@ -82,7 +89,8 @@ class FlowMethod(Method):
         cap = capture(request.model, request.inputs, [request.target] * n,
                       stream=spec.measured_residual, objective=spec.objective,
                       values=spec.weights == "norms",
-                      tensor=INFORMATION_TENSORS[spec.tensor] if in_pass else None)
+                      tensor=INFORMATION_TENSORS[spec.tensor] if in_pass else None,
+                      conservative=spec.gradients == "conservative")
         reals = [np.flatnonzero(cap.mask[b]) for b in range(n)]
         caps = []
         for b, r in enumerate(reals):
@@ -128,7 +136,7 @@ class FlowMethod(Method):
         config = {
             "construction": {"tensor": spec.tensor, "weights": spec.weights,
                              "residual": spec.residual, "objective": spec.objective,
-                             "routing": spec.routing},
+                             "routing": spec.routing, "gradients": spec.gradients},
             "outputs": outputs if isinstance(outputs, str) else list(outputs),
             "mu": opts.get("mu"),
             "rtol": opts.get("rtol", 1e-6),
@@ -139,7 +147,8 @@ class FlowMethod(Method):
 
 def register_flow(name: str, tensor: str, *, residual: float | str = 0.0,
                   objective: str = "logit", routing: str = "central", description: str = "",
-                  weights: str = "attention", overwrite: bool = False) -> FlowMethod:
+                  weights: str = "attention", gradients: str = "plain",
+                  overwrite: bool = False) -> FlowMethod:
     """Register a flow construction usable as ``gaflow.explain(..., method=name)``.
 
     Args:
@@ -150,6 +159,9 @@ def register_flow(name: str, tensor: str, *, residual: float | str = 0.0,
         objective: ``"logit"`` or ``"contrast"``.
         routing: ``"central"`` or ``"proportional"``.
         weights: ``"attention"`` or ``"norms"``.
+        gradients: ``"plain"`` (the model's backward pass) or ``"conservative"``
+            (conservative propagation, :mod:`gaflow.capture.conservative`).
+        overwrite: replace a method of the same name.
     """
     if not isinstance(name, str) or not name:
         raise InputError("a flow needs a non-empty string name")
@@ -166,8 +178,10 @@ def register_flow(name: str, tensor: str, *, residual: float | str = 0.0,
         raise InputError(f"routing must be one of {ROUTINGS}, got {routing!r}")
     if weights not in WEIGHTS:
         raise InputError(f"weights must be one of {WEIGHTS}, got {weights!r}")
+    if gradients not in GRADIENTS:
+        raise InputError(f"gradients must be one of {GRADIENTS}, got {gradients!r}")
     method = FlowMethod(Construction(name, tensor, residual, objective, routing,
-                                     description or f"flow on {tensor}", weights))
+                                     description or f"flow on {tensor}", weights, gradients))
     return register_method(method, overwrite=overwrite)  # type: ignore[return-value]
 
 
@@ -187,6 +201,7 @@ def _paper_flow(tensor: str, description: str, overwrite: bool = False) -> FlowM
 
 
 register_method(FlowMethod(DEFAULT_CONSTRUCTION))
+register_method(FlowMethod(RESIDUAL_PROPORTIONAL))
 _paper_flow("agf", "the paper's attention x gradient flow (central maximum flow)")
 _paper_flow("af", "the paper's attention flow (central maximum flow)")
 _paper_flow("gf", "the paper's gradient flow (central maximum flow)")

@@ -7,6 +7,10 @@ leave-one-out occlusion.
   50 steps (Gauss-Legendre), target logit; the baseline replaces every real non-special token by
   [PAD] (special tokens and the attention mask are kept); summed over the embedding dimension.
 * ``occlusion``: p(target | x) − p(target | x with token i deleted); special tokens get 0.
+* ``lrp``: conservative propagation (Ali et al. 2022): Σ_d (g_0 ⊙ h_0)_d, gradient × activation at
+  the input ``h_0`` of the first layer, the gradient taken with LayerNorm scales and attention
+  weights held fixed and activations passing back f(z)/z (:mod:`gaflow.capture.conservative`):
+  with biases aside, the scores sum to the target logit.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import numpy as np
 import torch
 
 from ..batching import class_probabilities
-from .base import Batch, register_method
+from ..capture import differentiable
+from ..capture.conservative import conservative
+from .base import Batch, register_method, target_logits
 
 IG_STEPS = 50
 
@@ -78,7 +84,19 @@ def occlusion(batch: Batch, chunk: int = 64) -> list[np.ndarray]:
     return res
 
 
+def lrp(batch: Batch) -> list[np.ndarray]:
+    model = batch.model
+    with torch.enable_grad(), differentiable(model), conservative(model):
+        out = model(**batch.inputs, output_hidden_states=True)
+        h0 = out.hidden_states[0]
+        (g,) = torch.autograd.grad(target_logits(out.logits, batch.targets), [h0])
+    scores = (g * h0).sum(-1).detach().double().cpu().numpy()
+    return [scores[b, batch.real(b)] for b in range(scores.shape[0])]
+
+
 register_method("grad_input", grad_input, "gradient × input embedding")
 register_method("integrated_gradients", integrated_gradients,
                 "Sundararajan et al. 2017 via captum LayerIntegratedGradients, 50 steps")
 register_method("occlusion", occlusion, "leave-one-out by deletion")
+register_method("lrp", lrp, "Ali et al. 2022, conservative propagation (gradient × input with "
+                "LayerNorm and attention held fixed)")
