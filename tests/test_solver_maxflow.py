@@ -114,6 +114,24 @@ def test_hand_derived_saturated_cut_and_a_pinned_free_edge():
     np.testing.assert_allclose(sol.attributions, [1.0, 0.5], rtol=1e-12)
 
 
+def test_a_start_on_a_free_edges_bound_is_refused_without_numpy_warnings():
+    """A start whose free edge sits on a bound (as a path point whose flows underflowed) has
+    an infinite barrier: centre refuses it with a message instead of dividing by zero."""
+    caps, outputs, _ = bottleneck_caps()
+    graph = solver_graph(caps, outputs)
+    fc = face._classify_arcs(graph, maxflow.max_flow_arcs(graph, flow_bound(graph)))
+    good = face.from_max_flow(graph, flow_bound(graph))
+    assert fc is not None and good.x is not None
+    for edge_flow in (0.0, float(graph.caps[0, 0, 0])):
+        start = face.FlowState(layers=good.x.layers.copy(), source=good.x.source.copy(),
+                               sink=good.x.sink.copy(), value=good.x.value)
+        start.layers[0, 0, 0] = edge_flow
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            out = face.centre(graph, fc, start)
+        assert not out.ok and "on a bound" in out.message
+
+
 def test_hand_derived_cases_of_test_solver():
     caps = np.zeros((2, 3, 3))
     caps[0, 0, 0] = caps[0, 1, 0] = caps[0, 1, 1] = 1.0

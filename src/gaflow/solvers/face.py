@@ -345,6 +345,10 @@ def centre(graph: LayeredGraph, face: Face, x0: FlowState, rtol: float = 1e-6,
     until ``patience`` steps have been taken from conserving points.
     """
     x = snap(graph, face, x0)
+    f, u = x.layers[face.free], graph.caps[face.free]
+    if f.size and not (f.min() > 0 and (u - f).min() > 0):
+        # the barrier is infinite there (a start from a path point whose flows underflowed)
+        return Centred(x, 0, False, "face: the start puts a free edge on a bound", math.inf)
     r, _ = divergence(x.layers, x.source, x.sink, 0.0)
     scale = max(float(x.source.sum()), 1e-300)
     if np.abs(np.where(face.nodes, 0.0, r)).max(initial=0.0) > FEASIBLE * scale:
@@ -355,7 +359,10 @@ def centre(graph: LayeredGraph, face: Face, x0: FlowState, rtol: float = 1e-6,
     conserving = 0  # steps taken from conserving points
     for k in range(max_steps + 1):
         try:
-            dx, dec = step(graph, face, x)
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                # a step that rounds a free edge onto its bound makes the next one
+                # non-finite: refused just below, not warned about here
+                dx, dec = step(graph, face, x)
         except np.linalg.LinAlgError as exc:
             return Centred(x, k, False, f"face centring: {exc}", math.inf)
         if not math.isfinite(dec):
