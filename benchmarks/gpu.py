@@ -177,7 +177,7 @@ def measure(name: str, model, tok, t: int, ig: bool) -> dict:
         gaflow.explain(model, tok, text, method="integrated_gradients")
         t_ig, _ = timed(lambda: gaflow.explain(model, tok, text, method="integrated_gradients"), 2)
     return dict(model=name, t=t, fb=t_fb, capture=t_cap, numpy_path=t_old, solve=t_sol,
-                steps=sols[0].iterations, explain=t_exp, agf_rp=t_rp, ig=t_ig)
+                steps=sols[0].iterations, explain=t_exp, default=t_rp, ig=t_ig)
 
 
 def gpu_end_to_end(tokenizer_dir: Path, lengths: list[int], ig: bool) -> list[dict]:
