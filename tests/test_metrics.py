@@ -24,7 +24,7 @@ from gaflow.evaluation.faithfulness import (
     top_k_f1,
 )
 from gaflow.evaluation.perturb import class_probabilities, counts, perturb, top_positions
-from gaflow.evaluation.stats import bootstrap_ci
+from gaflow.evaluation.stats import bootstrap_ci, paired_difference
 
 PAD, MASK, CLS, SEP = 0, 1, 2, 3
 
@@ -121,6 +121,26 @@ def test_plausibility_by_hand():
     # top-2 tokens {2, 1} vs rationale {2, 3}: P = R = 1/2
     assert top_k_f1(labels, scores, ~special) == pytest.approx(0.5)
     assert np.isnan(average_precision(np.zeros(3, bool), np.ones(3)))
+
+
+def test_paired_difference_by_hand():
+    """A constant shift is its own CI; the paired CI of a shared noisy part is narrower than
+    either method's own interval; the share counts strict wins in the metric's direction."""
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=200)
+    mean, low, high, share = paired_difference(base + 0.1, base)
+    assert mean == pytest.approx(0.1) and low == pytest.approx(0.1) and high == pytest.approx(0.1)
+    assert share == 1.0
+    assert paired_difference(base + 0.1, base, higher_is_better=False)[3] == 0.0
+    noisy = base + rng.normal(scale=0.05, size=200) + 0.02
+    _, low, high, _ = paired_difference(noisy, base)
+    _, own_low, own_high = bootstrap_ci(noisy)
+    assert 0 < low < 0.02 < high and high - low < (own_high - own_low) / 5
+    a, b = np.array([1.0, np.nan, 3.0]), np.array([0.0, 1.0, 5.0])
+    mean, _, _, share = paired_difference(a, b)  # the NaN pair is dropped: differences 1, -2
+    assert mean == pytest.approx(-0.5) and share == 0.5
+    with pytest.raises(InputError, match="equal shapes"):
+        paired_difference([1.0, 2.0], [1.0])
 
 
 def test_bootstrap_reproducible_and_covers_mean():
