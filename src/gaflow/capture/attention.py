@@ -174,7 +174,7 @@ def capture(
     with torch.enable_grad(), differentiable(model), propagation(model, rules), \
             norm_inputs(norms, stream) as sums, value_norms(model, values) as vnorms:
         out = model(**inputs, output_attentions=True,
-                    output_hidden_states=stream or conservative)
+                    output_hidden_states=bool(stream or conservative))
         attentions = getattr(out, "attentions", None)
         if not attentions:
             raise ModelError(
