@@ -175,11 +175,17 @@ def face_parts(sets, args) -> None:
                     fc = face._classify_arcs(graph, arcs)
                     refine = clock() - t2
                 t3 = clock()
+                if fc is None:  # solve_flow follows the path here: no parts to time
+                    lines.append(f"| {name} | {t1 - t0:.3f} | {t2 - t1:.3f} | {refine:.3f} | "
+                                 "no certified face | — | — | — |")
+                    print(lines[-1], flush=True)
+                    continue
                 res = face.centre(graph, fc, face.max_flow_start(graph, fc, arcs),
                                   max_steps=face.COMBINATORIAL_STEPS, patience=face.PATIENCE)
                 t4 = clock()
+                steps = res.steps if res.ok else f"{res.steps} (failed: {res.message})"
                 lines.append(f"| {name} | {t1 - t0:.3f} | {t2 - t1:.3f} | {refine:.3f} | "
-                             f"{t4 - t3:.3f} | {res.steps} | {(t4 - t3) / max(res.steps, 1):.3f} "
+                             f"{t4 - t3:.3f} | {steps} | {(t4 - t3) / max(res.steps, 1):.3f} "
                              f"| {t4 - t0:.3f} |")
                 print(lines[-1], flush=True)
     load1 = os.getloadavg()

@@ -132,6 +132,31 @@ def test_a_start_on_a_free_edges_bound_is_refused_without_numpy_warnings():
         assert not out.ok and "on a bound" in out.message
 
 
+def test_an_edge_capped_at_the_flow_bound_keeps_its_forward_arc():
+    """One token, capacities 2 then 1: the first edge carries the whole flow (1) and is capped
+    at the bound 1 in the integer network, yet has room; it must stay free (forward arc), so
+    the face is certified from the max flow, no path needed."""
+    caps = np.array([[[2.0]], [[1.0]]])
+    graph = solver_graph(caps)
+    arcs = maxflow.max_flow_arcs(graph, flow_bound(graph))
+    assert arcs.fwd[0, 0, 0] and not arcs.fwd[1, 0, 0]
+    sol = solve_flow(caps, strategy="face")
+    assert sol.face and sol.converged and sol.iterations == 0
+    assert sol.value == pytest.approx(1.0, rel=1e-12)
+
+
+def test_the_second_round_keeps_arcs_whose_room_exceeds_its_cap():
+    """A refining round pushes exactly its cap through an edge of capacity 1: the edge still
+    has room, so it keeps its forward arc and the refined face is certified."""
+    caps = np.zeros((2, 2, 2))
+    caps[0, 0, 0] = caps[0, 1, 0] = caps[1, 0, 0] = 1.0
+    caps[1, 0, 1] = 2.0**-40
+    sol = solve_flow(caps, [0], strategy="face")
+    path = solve_flow(caps, [0], strategy="path")
+    assert sol.face and sol.converged and sol.iterations < path.iterations
+    np.testing.assert_allclose(sol.attributions, path.attributions, rtol=1e-9, atol=1e-15)
+
+
 def test_hand_derived_cases_of_test_solver():
     caps = np.zeros((2, 3, 3))
     caps[0, 0, 0] = caps[0, 1, 0] = caps[0, 1, 1] = 1.0
@@ -292,3 +317,27 @@ def test_scaled_1e_minus20_to_1e20(n_layers, t, seed, what):
         tol = 1e-6 if what == "layers" else t * 1e-6
         assert abs(sol.value - exact) <= tol * exact
         assert np.isfinite(sol.attributions).all()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            path = solve_flow(caps, outputs, strategy="path")
+        if path.converged:  # the same central flow, attributions included
+            scale = np.abs(path.attributions).max()
+            assert np.abs(sol.attributions - path.attributions).max() <= 1e-5 * scale
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_layers_scaled_1e_minus20_to_1e20_keep_their_certified_face(seed):
+    """The same layer scalings on fixed seeds: the face strategy itself certifies them (no
+    fallback to the path) and agrees with the path's central flow."""
+    rng = np.random.default_rng(seed)
+    n_layers, t = int(rng.integers(1, 5)), int(rng.integers(2, 7))
+    caps = random_caps(rng, n_layers, t)
+    caps *= 10.0 ** rng.uniform(-20, 20, size=(n_layers, 1, 1))
+    outputs = None if seed % 2 else [int(rng.integers(0, t))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        sol = solve_flow(caps, outputs, strategy="face")
+        path = solve_flow(caps, outputs, strategy="path")
+    assert sol.face and sol.converged
+    scale = np.abs(path.attributions).max()
+    assert np.abs(sol.attributions - path.attributions).max() <= 1e-6 * scale

@@ -527,4 +527,7 @@ def from_max_flow(graph: LayeredGraph, bound: float, rtol: float = 1e-6) -> Face
                 message = res.message or "face centring above the accuracy asked for"
             if arcs.rounds >= 2 or not arcs.shortfall > 0:
                 return FaceResult(None, steps, message, math.inf, arcs.rounds)
-            arcs = maxflow.refine(graph, arcs)
+            try:
+                arcs = maxflow.refine(graph, arcs)
+            except (ValueError, OverflowError) as exc:
+                return FaceResult(None, steps, f"max flow (second round): {exc}", math.inf, 2)

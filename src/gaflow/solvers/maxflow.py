@@ -196,7 +196,9 @@ def max_flow_arcs(graph: LayeredGraph, bound: float) -> Arcs:
     res = maximum_flow(net, s, z, method="dinic")
     lay, src, snk = _net_flows(res.flow, n_layers, t, s, z)
     live = graph.live
-    short = live & (lay >= cap_i) & (cap_i > 0)  # saturated in integers: no forward arc
+    # saturated in integers: no forward arc, unless the capacity was capped at ``bound`` (the
+    # real edge then has room above the flow)
+    short = live & (lay >= cap_i) & (cap_i > 0) & ~(graph.caps > bound)
     layers = np.where(live, lay / scale, 0.0)
     shortfall = float(np.sum(caps - layers, where=short)) + float(
         np.sum(graph.caps, where=live & (cap_i == 0)))
@@ -238,7 +240,8 @@ def refine(graph: LayeredGraph, arcs: Arcs) -> Arcs:
     source = np.where(graph.source, arcs.source + src / scale, 0.0)
     sink = np.where(graph.sink, arcs.sink + snk / scale, 0.0)
     return Arcs(layers=layers, source=source, sink=sink,
-                fwd=live & (fwd_i - lay > 0), back=live & (back_i + lay > 0),
+                fwd=live & ((fwd_i - lay > 0) | (caps - x > delta)),  # capped: room left
+                back=live & (back_i + lay > 0),
                 src_back=graph.source & (s_back + src > 0),
                 sink_back=graph.sink & (z_back + snk > 0),
                 value=float(source.sum()), resolution=1.0 / scale, rounds=2, shortfall=0.0)

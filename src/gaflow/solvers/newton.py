@@ -602,6 +602,8 @@ class NumpyKernels:
                                    factored=None if factored is None else factored[j])
             except np.linalg.LinAlgError as exc:
                 raise SingularSystem([j], str(exc)) from None
+            except ZeroDivisionError:  # the flow value underflowed to 0 (a cut of ~1e-308)
+                raise SingularSystem([j], "flow value 0 in the Newton step") from None
             facs.append(step.factored)
             step.factored = None  # the driver holds the factor only while it may reuse it
             steps.append(step)
