@@ -69,7 +69,8 @@ def test_activation_with_nonzero_value_at_zero_is_refused():
         def forward(self, x):
             return torch.tanh(x) + 1.0
 
-    model = torch.nn.Sequential(torch.nn.Linear(2, 2), Shifted())
+    # a well-behaved activation ahead of the bad one is not left patched by the refusal
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.GELU(), Shifted())
     with pytest.raises(ModelError, match="f\\(0\\) != 0"), linear_activations(model):
         pass
     assert not any("forward" in vars(m) for m in model.modules())

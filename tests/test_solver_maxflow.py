@@ -23,6 +23,19 @@ def solver_graph(caps, outputs=None):
     return flow_units(build_graph(caps, outputs, None))
 
 
+def face_and_path(caps, outputs):
+    """The face strategy's and the path's solutions, ConvergenceWarnings as errors; asserts that
+    the face strategy certified its face and agrees with the path's central flow to 1e-6."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        got = solve_flow(caps, outputs, strategy="face")
+        ref = solve_flow(caps, outputs, strategy="path")
+    assert got.converged and got.face
+    scale = np.abs(ref.attributions).max()
+    assert np.abs(got.attributions - ref.attributions).max() <= 1e-6 * scale
+    return got, ref
+
+
 def attention(rng, n_layers, t):
     logits = rng.normal(scale=2.0, size=(n_layers, t, t))
     caps = np.exp(logits - logits.max(axis=-1, keepdims=True))
@@ -202,13 +215,7 @@ def test_face_strategy_agrees_with_the_path(seed):
     caps = np.exp(rng.normal(scale=2.0, size=(n_layers, t, t)))
     caps *= rng.random((n_layers, t, t)) < 0.8
     outputs = None if seed % 3 else [0]
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", ConvergenceWarning)
-        got = solve_flow(caps, outputs, strategy="face")
-        ref = solve_flow(caps, outputs, strategy="path")
-    assert got.converged and got.face
-    scale = np.abs(ref.attributions).max()
-    assert np.abs(got.attributions - ref.attributions).max() <= 1e-6 * scale
+    got, _ = face_and_path(caps, outputs)
     assert got.value == pytest.approx(augmenting_max_flow_value(caps, outputs), rel=1e-9)
 
 
@@ -334,10 +341,4 @@ def test_layers_scaled_1e_minus20_to_1e20_keep_their_certified_face(seed):
     caps = random_caps(rng, n_layers, t)
     caps *= 10.0 ** rng.uniform(-20, 20, size=(n_layers, 1, 1))
     outputs = None if seed % 2 else [int(rng.integers(0, t))]
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", ConvergenceWarning)
-        sol = solve_flow(caps, outputs, strategy="face")
-        path = solve_flow(caps, outputs, strategy="path")
-    assert sol.face and sol.converged
-    scale = np.abs(path.attributions).max()
-    assert np.abs(sol.attributions - path.attributions).max() <= 1e-6 * scale
+    face_and_path(caps, outputs)

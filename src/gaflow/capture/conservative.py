@@ -28,7 +28,7 @@ from contextlib import ExitStack, contextmanager
 import torch
 
 from ..errors import ModelError
-from .linear_norm import linear_norms
+from .linear_norm import linear_norms, patched_forwards
 
 RULES = ("norms", "attention", "activations")
 #: the name under which the fixed-attention rule is registered in transformers' AttentionInterface
@@ -124,18 +124,13 @@ def ratio_forward(f):
 @contextmanager
 def linear_activations(model: torch.nn.Module) -> Iterator[None]:
     """Every elementwise activation module passes back ``f(z) / z`` (see the module docstring)."""
-    patched = []
-    for mod in model.modules():
-        if _is_activation(mod) and "forward" not in vars(mod):
-            with torch.no_grad():
-                at_zero = mod(torch.zeros(1))
-            if at_zero.abs().item() != 0.0:
-                raise ModelError(f"the activation {type(mod).__name__} has f(0) != 0: its ratio "
-                                 "f(z)/z is unbounded, so the activation rule does not apply")
-            mod.forward = ratio_forward(mod.forward)
-            patched.append(mod)
-    try:
+    chosen = [mod for mod in model.modules()
+              if _is_activation(mod) and "forward" not in vars(mod)]
+    for mod in chosen:  # every one checked before any is patched
+        with torch.no_grad():
+            at_zero = mod(torch.zeros(1))
+        if at_zero.abs().item() != 0.0:
+            raise ModelError(f"the activation {type(mod).__name__} has f(0) != 0: its ratio "
+                             "f(z)/z is unbounded, so the activation rule does not apply")
+    with patched_forwards([(mod, ratio_forward(mod.forward)) for mod in chosen]):
         yield
-    finally:
-        for mod in patched:
-            del mod.forward

@@ -31,13 +31,20 @@ def linear_norms(model, active: bool = True) -> Iterator[None]:
     if not active:
         yield
         return
+    pairs = [(mod, linear_norm_forward(mod)) for mod in model.modules()]
+    with patched_forwards([(mod, fn) for mod, fn in pairs if fn is not None]):
+        yield
+
+
+@contextmanager
+def patched_forwards(pairs) -> Iterator[None]:
+    """Give each module of ``pairs`` (a list of ``(module, forward)``) that forward for the
+    block, as an instance attribute, and restore the class's forward after it."""
     patched = []
-    for mod in model.modules():
-        fn = linear_norm_forward(mod)
-        if fn is not None:
+    try:
+        for mod, fn in pairs:
             mod.forward = fn
             patched.append(mod)
-    try:
         yield
     finally:
         for mod in patched:
