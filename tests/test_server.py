@@ -271,9 +271,14 @@ def test_load_30_concurrent_requests(live_server, long_model_dir):
             kind, kwargs = item
             return kind, kwargs, client.post("/api/explain", **kwargs)
 
-        t0 = time.monotonic()
-        with ThreadPoolExecutor(N_REQUESTS) as pool:
-            results = list(pool.map(send, _requests()))
+        # rounds of the 30 requests until the load has lasted 1.5 s (the face solver made one
+        # round as short as 0.3 s on the CI machine: too short to watch the health endpoint)
+        t0, results = time.monotonic(), []
+        for _ in range(10):
+            with ThreadPoolExecutor(N_REQUESTS) as pool:
+                results += list(pool.map(send, _requests()))
+            if time.monotonic() - t0 >= 1.5:
+                break
         wall = time.monotonic() - t0
     latencies = json.loads(poller.communicate("stop\n", timeout=30)[0])
 
@@ -299,7 +304,7 @@ def test_load_30_concurrent_requests(live_server, long_model_dir):
     assert answered.count(200) >= 1 and set(answered) <= {200, 503}
     assert proc.poll() is None, "the server went down"
     assert httpx.get(f"{url}/api/health", timeout=5).json()["admitted"] == 0
-    # the health endpoint never waits for an explanation (a long one takes > 1 s here): 95% of
+    # the health endpoint never waits for an explanation (the load lasts >= 1.5 s): 95% of
     # answers within 100 ms, all within 1 s. The tail allows for the OS scheduler of a shared
     # 2-core CI machine (spikes of 0.2-0.4 s were seen with a load average of 8, whatever ran)
     assert len(latencies) >= 10, (len(latencies), wall)

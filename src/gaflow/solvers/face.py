@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy.sparse import csr_matrix
@@ -77,6 +78,11 @@ class Face:
     nodes: np.ndarray
     ground: np.ndarray
     n_free: int
+
+    @cached_property
+    def fixed(self) -> np.ndarray:
+        """(L, t, t) bool: ``~free`` (the centring's elementwise work masks with it in place)."""
+        return ~self.free
 
 
 @dataclass
@@ -225,12 +231,18 @@ def snap(graph: LayeredGraph, face: Face, x: FlowState) -> FlowState:
 
 def _terms(graph: LayeredGraph, face: Face, x: FlowState):
     """Gradient and conductances ``1 / h`` of ``-sum log f (u - f) - sum log s - sum log z``
-    on the free edges (0 conductance elsewhere)."""
-    f = np.where(face.free, x.layers, 0.5)
-    u = np.where(face.free, graph.caps, 1.0)
-    inv_f, inv_s = 1.0 / f, 1.0 / (u - f)
+    on the free edges (0 conductance elsewhere): ``g = 1/(u - f) - 1/f``,
+    ``d = 1 / (1/f^2 + 1/(u - f)^2)``, worked in place on two (L, t, t) buffers."""
+    inv_f = np.where(face.free, x.layers, 0.5)
+    inv_s = np.subtract(graph.caps, x.layers)
+    np.copyto(inv_s, 0.5, where=face.fixed)
+    np.reciprocal(inv_f, out=inv_f)
+    np.reciprocal(inv_s, out=inv_s)
     g_l = inv_s - inv_f
-    d_l = np.where(face.free, 1.0 / (inv_f * inv_f + inv_s * inv_s), 0.0)
+    d_l = np.square(inv_f, out=inv_f)
+    d_l += np.square(inv_s, out=inv_s)
+    np.reciprocal(d_l, out=d_l)
+    np.copyto(d_l, 0.0, where=face.fixed)
     s = np.where(face.source, x.source, 1.0)
     z = np.where(face.sink, x.sink, 1.0)
     g_s = np.where(face.source, -1.0 / s, 0.0)
@@ -257,16 +269,21 @@ def step(graph: LayeredGraph, face: Face, x: FlowState, passes: int = 3):
     ground = np.where(face.ground, np.maximum(deg, 1e-300), 0.0)
     nodes_graph = _with_nodes(graph, face)
     fac = factor(nodes_graph, d_l, d_s, d_z, math.inf, out_d, ground=ground)
-    q_l, q_s, q_z = g_l.copy(), g_s.copy(), g_z.copy()
+    # q_l is corrected on every edge: off the free ones d_l = 0, so those entries are never used
+    q_l, q_s, q_z = g_l, g_s.copy(), g_z.copy()
+    buf = np.empty_like(q_l)
     for _ in range(passes):
-        r, _ = divergence(x.layers - d_l * q_l, x.source - d_s * q_s, x.sink - d_z * q_z, 0.0)
+        np.multiply(d_l, q_l, out=buf)
+        np.subtract(x.layers, buf, out=buf)
+        r, _ = divergence(buf, x.source - d_s * q_s, x.sink - d_z * q_z, 0.0)
         r = np.where(face.nodes, r, 0.0)
         w, _ = fac.solve(r, 0.0)
         w = np.where(face.nodes, w, 0.0)
-        q_l += np.where(face.free, w[:-1][:, None, :] - w[1:][:, :, None], 0.0)
+        q_l += w[:-1][:, None, :]
+        q_l -= w[1:][:, :, None]
         q_s = q_s + np.where(face.source, -w[0], 0.0)
         q_z = q_z + np.where(face.sink, w[n_layers], 0.0)
-    dq = d_l * q_l
+    dq = np.multiply(d_l, q_l, out=buf)
     dec = float(np.vdot(dq, q_l) + d_s @ (q_s * q_s) + d_z @ (q_z * q_z))
     dx = FlowState(layers=-dq, source=-d_s * q_s, sink=-d_z * q_z,
                    value=float(-(d_s * q_s).sum()))
@@ -282,9 +299,10 @@ def _with_nodes(graph: LayeredGraph, face: Face) -> LayeredGraph:
 def _max_step(graph: LayeredGraph, face: Face, x: FlowState, dx: FlowState) -> float:
     d = dx.layers
     with np.errstate(divide="ignore", invalid="ignore"):
-        room = np.where(d < 0, x.layers, graph.caps - x.layers)
-        ratio = np.where(face.free & (d != 0), room / np.abs(d), math.inf)
-    alpha = float(ratio.min()) if ratio.size else math.inf
+        room = np.subtract(graph.caps, x.layers)
+        np.copyto(room, x.layers, where=d < 0)
+        np.divide(room, np.abs(d), out=room)  # inf where d = 0 (excluded below with the fixed)
+    alpha = float(np.min(room, where=face.free & (d != 0), initial=math.inf))
     for v, dv, m in ((x.source, dx.source, face.source), (x.sink, dx.sink, face.sink)):
         neg = m & (dv < 0)
         if neg.any():
@@ -293,14 +311,17 @@ def _max_step(graph: LayeredGraph, face: Face, x: FlowState, dx: FlowState) -> f
 
 
 def _objective(graph: LayeredGraph, face: Face, x: FlowState) -> float:
-    f = x.layers[face.free]
-    u = graph.caps[face.free]
-    s, z = x.source[face.source], x.sink[face.sink]
-    if f.size and (f.min() <= 0 or (u - f).min() <= 0):
+    free = face.free
+    slack = np.subtract(graph.caps, x.layers)
+    if face.n_free and (np.min(x.layers, where=free, initial=math.inf) <= 0
+                        or np.min(slack, where=free, initial=math.inf) <= 0):
         return math.inf
+    s, z = x.source[face.source], x.sink[face.sink]
     if (s.size and s.min() <= 0) or (z.size and z.min() <= 0):
         return math.inf
-    return -float(np.log(f).sum() + np.log(u - f).sum() + np.log(s).sum() + np.log(z).sum())
+    with np.errstate(divide="ignore", invalid="ignore"):  # fixed edges (masked out) may sit at 0
+        logs = np.sum(np.log(x.layers), where=free) + np.sum(np.log(slack, out=slack), where=free)
+    return -float(logs + np.log(s).sum() + np.log(z).sum())
 
 
 def _move(x: FlowState, dx: FlowState, alpha: float) -> FlowState:
