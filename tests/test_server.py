@@ -282,7 +282,7 @@ def test_load_30_concurrent_requests(live_server, long_model_dir):
         wall = time.monotonic() - t0
     latencies = json.loads(poller.communicate("stop\n", timeout=30)[0])
 
-    codes = {}
+    codes, refs = {}, {}
     for kind, kwargs, r in results:
         codes.setdefault(kind, []).append(r.status_code)
         if kind == "bad":
@@ -294,8 +294,11 @@ def test_load_30_concurrent_requests(live_server, long_model_dir):
         else:
             assert r.status_code == 200, r.text
             data, body = r.json(), kwargs["json"]
-            ref = gaflow.explain(model, tok, body["text"], method=body["method"],
-                                 target=body.get("target"), truncation=True)
+            key = (body["text"], body["method"], body.get("target"))
+            if key not in refs:  # the rounds repeat the same requests
+                refs[key] = gaflow.explain(model, tok, body["text"], method=body["method"],
+                                           target=body.get("target"), truncation=True)
+            ref = refs[key]
             assert data["target_label"] == ref.target_label
             assert data["probability"] == pytest.approx(ref.probability, rel=1e-5)
             assert data["n_tokens"] == len(ref.tokens)

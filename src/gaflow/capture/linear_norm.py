@@ -31,8 +31,8 @@ def linear_norms(model, active: bool = True) -> Iterator[None]:
     if not active:
         yield
         return
-    pairs = [(mod, linear_norm_forward(mod)) for mod in model.modules()]
-    with patched_forwards([(mod, fn) for mod, fn in pairs if fn is not None]):
+    with patched_forwards([(mod, fn) for mod in model.modules()
+                           if (fn := linear_norm_forward(mod)) is not None]):
         yield
 
 

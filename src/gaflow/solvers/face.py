@@ -366,9 +366,9 @@ def centre(graph: LayeredGraph, face: Face, x0: FlowState, rtol: float = 1e-6,
     until ``patience`` steps have been taken from conserving points.
     """
     x = snap(graph, face, x0)
-    f, u = x.layers[face.free], graph.caps[face.free]
-    if f.size and not (f.min() > 0 and (u - f).min() > 0):
-        # the barrier is infinite there (a start from a path point whose flows underflowed)
+    if math.isinf(_objective(graph, face, x)):
+        # a free edge on a bound: the barrier is infinite there (a start from a path point
+        # whose flows underflowed)
         return Centred(x, 0, False, "face: the start puts a free edge on a bound", math.inf)
     r, _ = divergence(x.layers, x.source, x.sink, 0.0)
     scale = max(float(x.source.sum()), 1e-300)

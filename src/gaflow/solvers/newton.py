@@ -596,14 +596,14 @@ class NumpyKernels:
     def newton_step(self, g, x, mu, tangent, passes, factored=None):
         steps, facs = [], []
         for j, ((graph, masks), xi) in enumerate(zip(g, x, strict=True)):
+            if not xi.value > 0:  # the barrier of the return edge divides by F (a cut of ~1e-308)
+                raise SingularSystem([j], "flow value 0 in the Newton step")
             try:
                 step = newton_step(graph, xi, float(mu[j]), tangent=bool(tangent[j]),
                                    masks=masks, passes=passes[j],
                                    factored=None if factored is None else factored[j])
             except np.linalg.LinAlgError as exc:
                 raise SingularSystem([j], str(exc)) from None
-            except ZeroDivisionError:  # the flow value underflowed to 0 (a cut of ~1e-308)
-                raise SingularSystem([j], "flow value 0 in the Newton step") from None
             facs.append(step.factored)
             step.factored = None  # the driver holds the factor only while it may reuse it
             steps.append(step)
