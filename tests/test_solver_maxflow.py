@@ -19,6 +19,15 @@ from gaflow.solvers.api import flow_bound, flow_units
 from gaflow.solvers.reference import augmenting_max_flow_value
 
 
+@pytest.fixture(autouse=True, params=maxflow.ENGINES)
+def how(request, monkeypatch):
+    """Every test of this module runs with each max-flow engine (GAFLOW_MAXFLOW)."""
+    if request.param == "ortools" and not maxflow._has_ortools():
+        pytest.skip("OR-tools is not installed (the gaflow[fast] extra)")
+    monkeypatch.setenv(maxflow.ENV_VAR, request.param)
+    return request.param
+
+
 def solver_graph(caps, outputs=None):
     return flow_units(build_graph(caps, outputs, None))
 
@@ -73,7 +82,8 @@ def test_max_flow_is_feasible_and_maximum(seed):
 
 def test_arcs_above_the_32_bit_limit_are_split():
     """A source edge must carry more than 2^31 integer units (a node passing on 40 times the
-    largest capacity): the network splits it into parallel paths, and the value is exact."""
+    largest capacity): SciPy's int32 network splits it into parallel paths (OR-tools takes
+    int64 capacities), and the value is exact."""
     caps = np.zeros((1, 40, 40))
     caps[0, :, 0] = 1.0  # token 0 feeds 40 tokens
     graph = solver_graph(caps)
@@ -81,6 +91,59 @@ def test_arcs_above_the_32_bit_limit_are_split():
     assert arcs.value * graph.scale == pytest.approx(40.0, rel=1e-9)
     sol = solve_flow(caps, strategy="face")
     assert sol.face and sol.value == pytest.approx(40.0, rel=1e-9)
+
+
+def test_engines_read_the_same_face():
+    """Maximum flows are not unique, the optimal face is: SciPy's Dinic and OR-tools'
+    push-relabel give the same classification wherever both certify one, and the same
+    central flow through solve_flow."""
+    if not maxflow._has_ortools():
+        pytest.skip("OR-tools is not installed (the gaflow[fast] extra)")
+    rng = np.random.default_rng(41)
+    compared = 0
+    for _ in range(12):
+        n_layers, t = int(rng.integers(1, 5)), int(rng.integers(2, 12))
+        caps = random_caps(rng, n_layers, t, density=0.6)
+        graph = solver_graph(caps, None)
+        faces = []
+        for name in maxflow.ENGINES:
+            arcs = maxflow.max_flow_arcs(graph, flow_bound(graph), name)
+            fc = face._classify_arcs(graph, arcs)
+            if fc is None:
+                fc = face._classify_arcs(graph, maxflow.refine(graph, arcs, name))
+            faces.append(fc)
+        if None in faces:
+            continue
+        compared += 1
+        a, b = faces
+        assert (a.free == b.free).all() and (a.full == b.full).all()
+        assert (a.source == b.source).all() and (a.sink == b.sink).all()
+    assert compared >= 8
+    caps = attention(np.random.default_rng(2), 4, 24)
+    sols = []
+    for name in maxflow.ENGINES:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv(maxflow.ENV_VAR, name)
+            sols.append(solve_flow(caps))
+    assert all(s.face and s.converged for s in sols)
+    np.testing.assert_allclose(sols[0].attributions, sols[1].attributions, rtol=1e-7)
+
+
+def test_engine_choice_and_its_errors(monkeypatch):
+    """auto takes OR-tools where it imports, else SciPy; an unknown engine, or OR-tools asked
+    for without it, is an InputError from solve_flow (not a silent fallback to the path)."""
+    from gaflow.errors import InputError
+
+    assert maxflow.engine("scipy") == "scipy"
+    monkeypatch.setattr(maxflow, "_has_ortools", lambda: False)
+    assert maxflow.engine("auto") == "scipy"
+    with pytest.raises(InputError, match="gaflow\\[fast\\]"):
+        maxflow.engine("ortools")
+    monkeypatch.setattr(maxflow, "_has_ortools", lambda: True)
+    assert maxflow.engine("auto") == "ortools"
+    monkeypatch.setenv(maxflow.ENV_VAR, "dinic")
+    with pytest.raises(InputError, match="unknown max-flow engine 'dinic'"):
+        solve_flow(np.ones((2, 3, 3)))
 
 
 # ----------------------------------------------------------------- faces known by hand
@@ -263,6 +326,61 @@ def test_graphs_of_trained_decoders():
             ref.attributions).max()
 
 
+def test_scaled_start_centres_a_node_that_passes_on_a_sliver():
+    """Node (1, 1) takes up to ~3 from its four free in-edges but passes on 1e-12: every flow
+    of the face has its in-edges summing to 1e-12. The scaled start puts them there (rho =
+    1e-12 / 3), so the centring is certified in a few steps, where the clipped start (a
+    quarter of each capacity) needs one step per constant factor of the 1e12 to shrink."""
+    rng = np.random.default_rng(3)
+    caps = rng.random((2, 4, 4)) + 0.5
+    caps[1] = 0.0
+    caps[1, 0, 0] = 1.0
+    caps[1, 0, 1] = 1e-12
+    graph = solver_graph(caps, [0])
+    arcs = maxflow.refine(graph, maxflow.max_flow_arcs(graph, flow_bound(graph)))
+    fc = face._classify_arcs(graph, arcs)
+    assert fc is not None
+    scaled = face.centre(graph, fc, face.scaled_start(graph, fc, arcs), max_steps=50,
+                         patience=face.PATIENCE)
+    assert scaled.ok and scaled.steps <= 10, scaled
+    np.testing.assert_allclose(scaled.x.layers[0, 1].sum(), 1e-12 / graph.scale, rtol=1e-9)
+    ref = solve_flow(caps, [0], strategy="path")
+    np.testing.assert_allclose(scaled.x.source * graph.scale, ref.attributions, rtol=1e-6,
+                               atol=1e-6 * ref.attributions.max())
+
+
+def test_a_failed_centring_on_the_last_face_is_retried_from_the_scaled_start(monkeypatch):
+    """The first centring of the (exact, last) face fails: from_max_flow tries the scaled
+    start before giving up, counts both tries' steps and returns the certified centre."""
+    caps = attention(np.random.default_rng(4), 3, 10)
+    graph = solver_graph(caps)
+    calls = []
+    real, real_scaled = face.centre, face.scaled_start
+
+    def first_fails(g, fc, x0, **kw):
+        calls.append(kw)
+        if len(calls) == 1:
+            return face.Centred(x0, 7, False, "made to fail", np.inf)
+        return real(g, fc, x0, **kw)
+
+    from dataclasses import replace
+
+    exact = replace(maxflow.max_flow_arcs(graph, flow_bound(graph)), shortfall=0.0)
+    scaled = []
+    monkeypatch.setattr(face, "centre", first_fails)
+    monkeypatch.setattr(maxflow, "max_flow_arcs", lambda g, b, how=None: exact)  # last face
+
+    def recorded(*args):
+        scaled.append(1)
+        return real_scaled(*args)
+
+    monkeypatch.setattr(face, "scaled_start", recorded)
+    res = face.from_max_flow(graph, flow_bound(graph))
+    assert res.x is not None and len(calls) == 2 and scaled == [1] and res.steps > 7
+    ref = solve_flow(caps, strategy="path")
+    np.testing.assert_allclose(res.x.source * graph.scale, ref.attributions, rtol=1e-6)
+
+
 # ----------------------------------------------------------------- failure paths
 
 
@@ -288,7 +406,7 @@ def test_failed_centring_falls_back_to_the_path(monkeypatch):
 
 
 def test_max_flow_refused_falls_back(monkeypatch):
-    def refusing(graph, bound):
+    def refusing(graph, bound, how=None):
         raise ValueError("made to fail")
 
     monkeypatch.setattr(maxflow, "max_flow_arcs", refusing)

@@ -515,40 +515,71 @@ def max_flow_start(graph: LayeredGraph, face: Face, arcs: maxflow.Arcs) -> FlowS
     return FlowState(layers=lay, source=src, sink=snk, value=float(src.sum()))
 
 
+def scaled_start(graph: LayeredGraph, face: Face, arcs: maxflow.Arcs) -> FlowState:
+    """Second start of the centring, for graphs where :func:`max_flow_start` fails: the free
+    flows clipped into ``[INSIDE c, u - INSIDE c]`` with ``c = u min(rho_tail, rho_head)``,
+    ``rho`` of a token node the ratio of the smaller to the larger of its total in- and
+    out-capacity (1 on layers 0 and L, whose source and sink edges are uncapacitated). An
+    edge into (or out of) a node that can pass on only a sliver of what its edges could bring
+    (``rho`` = 1e-12, say) then starts at a sliver of its capacity, as every flow of the face
+    has it, instead of a quarter of it, which the infeasible-start steps would have to shrink
+    by a factor of ``1 / rho`` (one constant factor per step). Not the first start: on real
+    AGF graphs it needs more steps (benchmarks/results/solver.md)."""
+    u = graph.caps
+    n_layers, t, _ = u.shape
+    into = np.full((n_layers + 1, t), np.inf)
+    out = np.full((n_layers + 1, t), np.inf)
+    into[1:] = u.sum(axis=2)
+    out[:-1] = u.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = np.minimum(into, out) / np.maximum(into, out)
+    rho = np.where(np.isfinite(rho) & (rho > 0), rho, 1.0)
+    c = u * np.minimum(rho[1:][:, :, None], rho[:-1][:, None, :])
+    lay = np.where(face.free, np.clip(arcs.layers, INSIDE * c, u - INSIDE * c),
+                   np.where(face.full, u, 0.0))
+    src = np.where(face.source, lay[0].sum(axis=0), 0.0)
+    snk = np.where(face.sink, lay[-1].sum(axis=1), 0.0)
+    return FlowState(layers=lay, source=src, sink=snk, value=float(src.sum()))
+
+
 def from_max_flow(graph: LayeredGraph, bound: float, rtol: float = 1e-6) -> FaceResult:
     """The central flow from one exact maximum flow: no ``mu`` path.
 
-    1. A maximum flow (:func:`gaflow.solvers.maxflow.max_flow_arcs`, integer Dinic on
-       capacities rounded down to 30 bits; ``bound`` >= the max-flow value).
+    1. A maximum flow (:func:`gaflow.solvers.maxflow.max_flow_arcs`, integer push-relabel
+       or Dinic on capacities rounded down to 30 bits; ``bound`` >= the max-flow value).
     2. Its residual arcs, closed under SCCs and certified (:func:`certify`): the optimal face.
        Where rounding left an ``s -> z`` path, a second round on the real residual graph
        (:func:`gaflow.solvers.maxflow.refine`) and the same again.
     3. The analytic centre of that face (:func:`centre`, from :func:`max_flow_start`, up to
        ``COMBINATORIAL_STEPS`` steps); a centring that fails after the first round is tried
-       once more on the face of the refined flow.
+       once more on the face of the refined flow, and one that fails on the last face read
+       (no refinement left) once more from :func:`scaled_start`.
 
     Returns ``x=None`` (the caller follows the path instead) when no classification is
     certified or no centring converges: never an answer without the certificate of
     :func:`centre`.
     """
+    how = maxflow.engine()  # outside the try: a bad GAFLOW_MAXFLOW is the user's error
     with np.errstate(all="ignore"):
         try:
-            arcs = maxflow.max_flow_arcs(graph, bound)
+            arcs = maxflow.max_flow_arcs(graph, bound, how)
         except (ValueError, OverflowError) as exc:  # SciPy refused the network
             return FaceResult(None, 0, f"max flow: {exc}", math.inf)
         steps, message = 0, "face: no certified classification"
         while True:
             fc = _classify_arcs(graph, arcs)
-            if fc is not None:
-                res = centre(graph, fc, max_flow_start(graph, fc, arcs), rtol=rtol,
+            last = arcs.rounds >= 2 or not arcs.shortfall > 0
+            starts = (max_flow_start, scaled_start) if last else (max_flow_start,)
+            for start in starts if fc is not None else ():
+                res = centre(graph, fc, start(graph, fc, arcs), rtol=rtol,
                              max_steps=COMBINATORIAL_STEPS, patience=PATIENCE)
                 steps += res.steps
                 if res.ok and math.sqrt(res.decrement) <= rtol:
                     return FaceResult(res.x, steps, "", res.decrement, arcs.rounds)
                 message = res.message or "face centring above the accuracy asked for"
-            if arcs.rounds >= 2 or not arcs.shortfall > 0:
+            if last:
                 return FaceResult(None, steps, message, math.inf, arcs.rounds)
             try:
-                arcs = maxflow.refine(graph, arcs)
+                arcs = maxflow.refine(graph, arcs, how)
             except (ValueError, OverflowError) as exc:
                 return FaceResult(None, steps, f"max flow (second round): {exc}", math.inf, 2)
