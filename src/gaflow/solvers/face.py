@@ -53,6 +53,7 @@ STALL = 0.5  # classify: a slack that kept this fraction of its size at the prev
 STUCK = 0.5  # centre gives up where lambda^2 is still above this from the third step on
 MAX_STEPS = 8  # Newton steps allowed to one centring try
 BOUNDARY = 0.995  # fraction of the largest step inside the bounds
+REFINED = 0.01  # step: refinement stops where x + dx conserves to REFINED * FEASIBLE * F
 ARMIJO = 0.01
 
 
@@ -255,8 +256,11 @@ def _terms(graph: LayeredGraph, face: Face, x: FlowState):
 def step(graph: LayeredGraph, face: Face, x: FlowState, passes: int = 3):
     """Newton step of the centring problem (residual ``B x`` corrected): ``dx = -D (g + B^T
     w)`` with ``(B D B^T) w = B (x - D g)``, ``s`` and ``z`` grounded; returns the step as a
-    :class:`FlowState` and ``lambda^2 = sum d q^2``. ``passes - 1`` refinement passes as in
-    :func:`gaflow.solvers.newton.newton_step`."""
+    :class:`FlowState` and ``lambda^2 = sum d q^2``. Up to ``passes - 1`` refinement passes
+    as in :func:`gaflow.solvers.newton.newton_step`, stopped once the point ``x + dx`` conserves
+    flow to ``REFINED * FEASIBLE * F`` (one solve leaves about 1e-14 F on the benchmark
+    graphs; an inexact ``w`` only overstates ``lambda^2`` at a conserving point, as ``w``
+    minimises ``sum d (g + B^T w)^2`` there, so the certificate stays conservative)."""
     n_layers, t, _ = graph.caps.shape
     g_l, d_l, g_s, d_s, g_z, d_z = _terms(graph, face, x)
     out_d = d_l.sum(axis=1)
@@ -272,11 +276,14 @@ def step(graph: LayeredGraph, face: Face, x: FlowState, passes: int = 3):
     # q_l is corrected on every edge: off the free ones d_l = 0, so those entries are never used
     q_l, q_s, q_z = g_l, g_s.copy(), g_z.copy()
     buf = np.empty_like(q_l)
-    for _ in range(passes):
+    tol = REFINED * FEASIBLE * max(float(x.source.sum()), 1e-300)
+    for k in range(passes):
         np.multiply(d_l, q_l, out=buf)
         np.subtract(x.layers, buf, out=buf)
         r, _ = divergence(buf, x.source - d_s * q_s, x.sink - d_z * q_z, 0.0)
         r = np.where(face.nodes, r, 0.0)
+        if k and np.abs(r).max(initial=0.0) <= tol:
+            break
         w, _ = fac.solve(r, 0.0)
         w = np.where(face.nodes, w, 0.0)
         q_l += w[:-1][:, None, :]
@@ -297,12 +304,17 @@ def _with_nodes(graph: LayeredGraph, face: Face) -> LayeredGraph:
 
 
 def _max_step(graph: LayeredGraph, face: Face, x: FlowState, dx: FlowState) -> float:
+    """Largest ``alpha`` keeping the free flows strictly inside their bounds: ``1 / max(dx /
+    (u - x), -dx / x)`` over the free edges (both ratios are positive only on the side the
+    edge moves to)."""
     d = dx.layers
-    with np.errstate(divide="ignore", invalid="ignore"):
-        room = np.subtract(graph.caps, x.layers)
-        np.copyto(room, x.layers, where=d < 0)
-        np.divide(room, np.abs(d), out=room)  # inf where d = 0 (excluded below with the fixed)
-    alpha = float(np.min(room, where=face.free & (d != 0), initial=math.inf))
+    ratio = np.zeros_like(d)
+    np.subtract(graph.caps, x.layers, out=ratio, where=face.free)
+    np.divide(d, ratio, out=ratio, where=face.free)
+    most = float(ratio.max(initial=0.0))
+    np.divide(d, x.layers, out=ratio, where=face.free)
+    most = max(most, -float(ratio.min(initial=0.0)))
+    alpha = 1.0 / most if most > 0 else math.inf
     for v, dv, m in ((x.source, dx.source, face.source), (x.sink, dx.sink, face.sink)):
         neg = m & (dv < 0)
         if neg.any():
@@ -319,8 +331,15 @@ def _objective(graph: LayeredGraph, face: Face, x: FlowState) -> float:
     s, z = x.source[face.source], x.sink[face.sink]
     if (s.size and s.min() <= 0) or (z.size and z.min() <= 0):
         return math.inf
-    with np.errstate(divide="ignore", invalid="ignore"):  # fixed edges (masked out) may sit at 0
-        logs = np.sum(np.log(x.layers), where=free) + np.sum(np.log(slack, out=slack), where=free)
+    # log f + log (u - f) as one log of the product (the free flows are inside: positive),
+    # unless the product underflows somewhere (both far below 1e-150): then the two logs
+    np.multiply(slack, x.layers, out=slack)
+    with np.errstate(divide="ignore"):  # an underflowed product: -inf, handled below
+        logs = float(np.sum(np.log(slack, out=slack, where=free), where=free))
+    if math.isinf(logs):
+        with np.errstate(divide="ignore", invalid="ignore"):  # fixed edges may sit at 0
+            logs = float(np.sum(np.log(x.layers), where=free)
+                         + np.sum(np.log(graph.caps - x.layers), where=free))
     return -float(logs + np.log(s).sum() + np.log(z).sum())
 
 
