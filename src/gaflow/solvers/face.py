@@ -46,7 +46,8 @@ from scipy.sparse.csgraph import breadth_first_order, connected_components
 
 from ..flow.graph import LayeredGraph
 from . import maxflow
-from .newton import FlowState, divergence, factor
+from .blocks import Block, add_by_layer, layer_blocks
+from .newton import FlowState, _balance, divergence, factor
 
 FEASIBLE = 1e-10  # imbalance (relative to F) below which a point counts as conserving
 STALL = 0.5  # classify: a slack that kept this fraction of its size at the previous mu has room
@@ -230,27 +231,65 @@ def snap(graph: LayeredGraph, face: Face, x: FlowState) -> FlowState:
     return FlowState(layers=layers, source=source, sink=sink, value=float(source.sum()))
 
 
-def _terms(graph: LayeredGraph, face: Face, x: FlowState):
+def _terms(graph: LayeredGraph, face: Face, x: FlowState, blocks: list[Block]):
     """Gradient and conductances ``1 / h`` of ``-sum log f (u - f) - sum log s - sum log z``
     on the free edges (0 conductance elsewhere): ``g = 1/(u - f) - 1/f``,
-    ``d = 1 / (1/f^2 + 1/(u - f)^2)``, worked in place on two (L, t, t) buffers."""
-    inv_f = np.where(face.free, x.layers, 0.5)
-    inv_s = np.subtract(graph.caps, x.layers)
-    np.copyto(inv_s, 0.5, where=face.fixed)
-    np.reciprocal(inv_f, out=inv_f)
-    np.reciprocal(inv_s, out=inv_s)
-    g_l = inv_s - inv_f
-    d_l = np.square(inv_f, out=inv_f)
-    d_l += np.square(inv_s, out=inv_s)
-    np.reciprocal(d_l, out=d_l)
-    np.copyto(d_l, 0.0, where=face.fixed)
+    ``d = 1 / (1/f^2 + 1/(u - f)^2)``, worked block by block (:mod:`.blocks`). Returns
+    ``g_l, d_l`` (L, t, t), the conductance leaving and entering every token node (L, t), and
+    the source and sink edges' ``g, d`` (t,)."""
+    n_layers, t, _ = graph.caps.shape
+    g_l = np.empty_like(x.layers)
+    d_l = np.empty_like(x.layers)
+    in_d = np.empty((n_layers, t))
+    outs = []
+    for b in blocks:
+        fixed = face.fixed[b]
+        inv_f = np.where(fixed, 0.5, x.layers[b])
+        np.reciprocal(inv_f, out=inv_f)
+        inv_s = np.subtract(graph.caps[b], x.layers[b])
+        np.copyto(inv_s, 0.5, where=fixed)
+        np.reciprocal(inv_s, out=inv_s)
+        np.subtract(inv_s, inv_f, out=g_l[b])
+        d = d_l[b]
+        np.square(inv_f, out=inv_f)
+        np.square(inv_s, out=inv_s)
+        np.add(inv_f, inv_s, out=d)
+        np.reciprocal(d, out=d)
+        np.copyto(d, 0.0, where=fixed)
+        d.sum(axis=2, out=in_d[b])
+        outs.append(d.sum(axis=1))
+    out_d = add_by_layer(outs, blocks, (n_layers, t))
     s = np.where(face.source, x.source, 1.0)
     z = np.where(face.sink, x.sink, 1.0)
     g_s = np.where(face.source, -1.0 / s, 0.0)
     d_s = np.where(face.source, s * s, 0.0)
     g_z = np.where(face.sink, -1.0 / z, 0.0)
     d_z = np.where(face.sink, z * z, 0.0)
-    return g_l, d_l, g_s, d_s, g_z, d_z
+    return g_l, d_l, out_d, in_d, g_s, d_s, g_z, d_z
+
+
+def _sweep(x: FlowState, d_l: np.ndarray, q_l: np.ndarray, dx_l: np.ndarray,
+           w: np.ndarray | None, blocks: list[Block]):
+    """One blocked pass of :func:`step`'s refinement: ``q += w_tail - w_head`` (where ``w`` is
+    given), ``dx = -d q``, and the per node sums of ``x + dx`` (leaving, entering: (L, t) each)
+    with ``sum d q^2`` over the layer edges."""
+    n_layers, t, _ = q_l.shape
+    enter = np.empty((n_layers, t))
+    leaves = []
+    dec = 0.0
+    for b in blocks:
+        ks, rows = b
+        q = q_l[b]
+        if w is not None:
+            q += w[:-1][ks][:, None, :]
+            q -= w[1:][ks][:, rows, None]
+        dx = np.multiply(d_l[b], q, out=dx_l[b])
+        dec += float(np.vdot(dx, q))
+        np.negative(dx, out=dx)
+        y = x.layers[b] + dx
+        y.sum(axis=2, out=enter[b])
+        leaves.append(y.sum(axis=1))
+    return add_by_layer(leaves, blocks, (n_layers, t)), enter, dec
 
 
 def step(graph: LayeredGraph, face: Face, x: FlowState, passes: int = 3):
@@ -260,11 +299,11 @@ def step(graph: LayeredGraph, face: Face, x: FlowState, passes: int = 3):
     as in :func:`gaflow.solvers.newton.newton_step`, stopped once the point ``x + dx`` conserves
     flow to ``REFINED * FEASIBLE * F`` (one solve leaves about 1e-14 F on the benchmark
     graphs; an inexact ``w`` only overstates ``lambda^2`` at a conserving point, as ``w``
-    minimises ``sum d (g + B^T w)^2`` there, so the certificate stays conservative)."""
+    minimises ``sum d (g + B^T w)^2`` there, so the certificate stays conservative). The
+    elementwise work runs block by block (:mod:`.blocks`)."""
     n_layers, t, _ = graph.caps.shape
-    g_l, d_l, g_s, d_s, g_z, d_z = _terms(graph, face, x)
-    out_d = d_l.sum(axis=1)
-    in_d = d_l.sum(axis=2)
+    blocks = layer_blocks(n_layers, t)
+    g_l, d_l, out_d, in_d, g_s, d_s, g_z, d_z = _terms(graph, face, x, blocks)
     deg = np.zeros((n_layers + 1, t))
     deg[:-1] += out_d
     deg[1:] += in_d
@@ -275,24 +314,24 @@ def step(graph: LayeredGraph, face: Face, x: FlowState, passes: int = 3):
     fac = factor(nodes_graph, d_l, d_s, d_z, math.inf, out_d, ground=ground)
     # q_l is corrected on every edge: off the free ones d_l = 0, so those entries are never used
     q_l, q_s, q_z = g_l, g_s.copy(), g_z.copy()
-    buf = np.empty_like(q_l)
+    dx_l = np.empty_like(q_l)
     tol = REFINED * FEASIBLE * max(float(x.source.sum()), 1e-300)
-    for k in range(passes):
-        np.multiply(d_l, q_l, out=buf)
-        np.subtract(x.layers, buf, out=buf)
-        r, _ = divergence(buf, x.source - d_s * q_s, x.sink - d_z * q_z, 0.0)
+    w = None
+    for k in range(passes + 1):
+        if w is not None:
+            q_s = q_s + np.where(face.source, -w[0], 0.0)
+            q_z = q_z + np.where(face.sink, w[n_layers], 0.0)
+        leave, enter, dec_l = _sweep(x, d_l, q_l, dx_l, w, blocks)
+        if k == passes:
+            break
+        r = _balance(leave, enter, x.source - d_s * q_s, x.sink - d_z * q_z, 0.0)[0]
         r = np.where(face.nodes, r, 0.0)
         if k and np.abs(r).max(initial=0.0) <= tol:
             break
         w, _ = fac.solve(r, 0.0)
         w = np.where(face.nodes, w, 0.0)
-        q_l += w[:-1][:, None, :]
-        q_l -= w[1:][:, :, None]
-        q_s = q_s + np.where(face.source, -w[0], 0.0)
-        q_z = q_z + np.where(face.sink, w[n_layers], 0.0)
-    dq = np.multiply(d_l, q_l, out=buf)
-    dec = float(np.vdot(dq, q_l) + d_s @ (q_s * q_s) + d_z @ (q_z * q_z))
-    dx = FlowState(layers=-dq, source=-d_s * q_s, sink=-d_z * q_z,
+    dec = dec_l + float(d_s @ (q_s * q_s) + d_z @ (q_z * q_z))
+    dx = FlowState(layers=dx_l, source=-d_s * q_s, sink=-d_z * q_z,
                    value=float(-(d_s * q_s).sum()))
     return dx, dec
 
@@ -306,14 +345,16 @@ def _with_nodes(graph: LayeredGraph, face: Face) -> LayeredGraph:
 def _max_step(graph: LayeredGraph, face: Face, x: FlowState, dx: FlowState) -> float:
     """Largest ``alpha`` keeping the free flows strictly inside their bounds: ``1 / max(dx /
     (u - x), -dx / x)`` over the free edges (both ratios are positive only on the side the
-    edge moves to)."""
-    d = dx.layers
-    ratio = np.zeros_like(d)
-    np.subtract(graph.caps, x.layers, out=ratio, where=face.free)
-    np.divide(d, ratio, out=ratio, where=face.free)
-    most = float(ratio.max(initial=0.0))
-    np.divide(d, x.layers, out=ratio, where=face.free)
-    most = max(most, -float(ratio.min(initial=0.0)))
+    edge moves to), block by block."""
+    most = 0.0
+    for b in layer_blocks(*graph.caps.shape[:2]):
+        free, d = face.free[b], dx.layers[b]
+        ratio = np.zeros_like(d)
+        np.subtract(graph.caps[b], x.layers[b], out=ratio, where=free)
+        np.divide(d, ratio, out=ratio, where=free)
+        most = max(most, float(ratio.max(initial=0.0)))
+        np.divide(d, x.layers[b], out=ratio, where=free)
+        most = max(most, -float(ratio.min(initial=0.0)))
     alpha = 1.0 / most if most > 0 else math.inf
     for v, dv, m in ((x.source, dx.source, face.source), (x.sink, dx.sink, face.sink)):
         neg = m & (dv < 0)
@@ -323,23 +364,28 @@ def _max_step(graph: LayeredGraph, face: Face, x: FlowState, dx: FlowState) -> f
 
 
 def _objective(graph: LayeredGraph, face: Face, x: FlowState) -> float:
-    free = face.free
-    slack = np.subtract(graph.caps, x.layers)
-    if face.n_free and (np.min(x.layers, where=free, initial=math.inf) <= 0
-                        or np.min(slack, where=free, initial=math.inf) <= 0):
-        return math.inf
+    """The centring objective ``-sum_free log f (u - f) - sum log s - sum log z``; ``inf``
+    where a free flow is not strictly inside its bounds. Block by block; ``log f (u - f)`` as
+    one log of the product, two logs in a block where the product underflows (both far below
+    1e-150)."""
     s, z = x.source[face.source], x.sink[face.sink]
     if (s.size and s.min() <= 0) or (z.size and z.min() <= 0):
         return math.inf
-    # log f + log (u - f) as one log of the product (the free flows are inside: positive),
-    # unless the product underflows somewhere (both far below 1e-150): then the two logs
-    np.multiply(slack, x.layers, out=slack)
-    with np.errstate(divide="ignore"):  # an underflowed product: -inf, handled below
-        logs = float(np.sum(np.log(slack, out=slack, where=free), where=free))
-    if math.isinf(logs):
-        with np.errstate(divide="ignore", invalid="ignore"):  # fixed edges may sit at 0
-            logs = float(np.sum(np.log(x.layers), where=free)
-                         + np.sum(np.log(graph.caps - x.layers), where=free))
+    logs = 0.0
+    for b in layer_blocks(*graph.caps.shape[:2]) if face.n_free else ():
+        free, f = face.free[b], x.layers[b]
+        slack = np.subtract(graph.caps[b], f)
+        if np.min(f, where=free, initial=math.inf) <= 0 \
+                or np.min(slack, where=free, initial=math.inf) <= 0:
+            return math.inf
+        np.multiply(slack, f, out=slack)
+        with np.errstate(divide="ignore"):  # an underflowed product: -inf, handled below
+            part = float(np.sum(np.log(slack, out=slack, where=free), where=free))
+        if math.isinf(part):
+            with np.errstate(divide="ignore", invalid="ignore"):  # fixed edges may sit at 0
+                part = float(np.sum(np.log(f), where=free)
+                             + np.sum(np.log(graph.caps[b] - f), where=free))
+        logs += part
     return -float(logs + np.log(s).sum() + np.log(z).sum())
 
 
