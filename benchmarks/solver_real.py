@@ -15,7 +15,9 @@ given next to wall seconds). Methods are ``solve_flow``'s ``strategy``: ``path``
 following, unchanged), ``finish`` (the path ended at a certified optimal face),
 ``primal_dual`` (Mehrotra iterations to the face, its certified centre; ``finish`` as
 fallback) and ``face`` (the default: one exact maximum flow, its optimal face, one centring).
-``--face-parts`` times the parts of ``face`` instead. Step counts (factorisations) are the
+``face:scipy`` / ``face:ortools`` run ``face`` with that max-flow engine (``auto``, OR-tools
+where installed, otherwise). ``--face-parts`` times the parts of ``face`` instead (the engine
+of ``GAFLOW_MAXFLOW``). Step counts (factorisations) are the
 stable figure. The answers are compared with the first method's (relative max difference of
 the attributions).
 """
@@ -80,7 +82,8 @@ def main() -> None:
     parser.add_argument("--tokens", default="128,512")
     parser.add_argument("--n", type=int, default=5, help="graphs per t")
     parser.add_argument("--methods", default="path,finish,primal_dual",
-                        help="values of solve_flow's strategy")
+                        help="values of solve_flow's strategy; STRATEGY:ENGINE (face:scipy, "
+                             "face:ortools) runs it with that max-flow engine (GAFLOW_MAXFLOW)")
     parser.add_argument("--synthetic", type=int, default=3,
                         help="also this many random attention-like L=12 graphs per t "
                              "(solver.py's capacities, seed 0)")
@@ -108,9 +111,11 @@ def main() -> None:
             ref = None
             for m in methods:
                 start, cpu = time.perf_counter(), time.process_time()
+                strategy, _, engine = m.partition(":")
+                os.environ["GAFLOW_MAXFLOW"] = engine or "auto"
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
-                    sol = gaflow.solve_flow(caps, strategy=m)
+                    sol = gaflow.solve_flow(caps, strategy=strategy)
                 took = time.perf_counter() - start
                 cpu = time.process_time() - cpu
                 if ref is None:
@@ -193,7 +198,8 @@ def face_parts(sets, args) -> None:
                       f"{load0[1]:.2f} {load0[2]:.2f} before, {load1[0]:.2f} {load1[1]:.2f} "
                       f"{load1[2]:.2f} after.", "",
                       f"Command: `python benchmarks/solver_real.py --tokens {args.tokens} --n "
-                      f"{args.n} --synthetic {args.synthetic} --face-parts`", ""] + lines)
+                      f"{args.n} --synthetic {args.synthetic} --face-parts` (max-flow engine "
+                      f"{maxflow.engine()})", ""] + lines)
     print(text)
     if args.out:
         with open(args.out, "a") as fh:
