@@ -52,7 +52,7 @@ def engine(name: str | None = None) -> str:
     if chosen == "auto":
         return "ortools" if _has_ortools() else "scipy"
     if chosen not in ENGINES:
-        raise InputError(f"unknown max-flow engine {chosen!r} (from {ENV_VAR} or engine=): "
+        raise InputError(f"unknown max-flow engine {chosen!r} (from {ENV_VAR} or how=): "
                          f"choose one of {', '.join(ENGINES)} or auto")
     if chosen == "ortools" and not _has_ortools():
         raise InputError("the max-flow engine 'ortools' needs OR-tools: pip install "
