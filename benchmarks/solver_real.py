@@ -112,10 +112,15 @@ def main() -> None:
             for m in methods:
                 start, cpu = time.perf_counter(), time.process_time()
                 strategy, _, engine = m.partition(":")
-                os.environ["GAFLOW_MAXFLOW"] = engine or "auto"
+                before = os.environ.get("GAFLOW_MAXFLOW")
+                os.environ["GAFLOW_MAXFLOW"] = engine or before or "auto"
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
                     sol = gaflow.solve_flow(caps, strategy=strategy)
+                if before is None:
+                    del os.environ["GAFLOW_MAXFLOW"]
+                else:
+                    os.environ["GAFLOW_MAXFLOW"] = before
                 took = time.perf_counter() - start
                 cpu = time.process_time() - cpu
                 if ref is None:

@@ -142,8 +142,57 @@ def test_engine_choice_and_its_errors(monkeypatch):
     monkeypatch.setattr(maxflow, "_has_ortools", lambda: True)
     assert maxflow.engine("auto") == "ortools"
     monkeypatch.setenv(maxflow.ENV_VAR, "dinic")
+    for strategy in ("face", "path"):  # refused whatever the strategy, empty graphs included
+        with pytest.raises(InputError, match="unknown max-flow engine 'dinic'"):
+            solve_flow(np.ones((2, 3, 3)), strategy=strategy)
     with pytest.raises(InputError, match="unknown max-flow engine 'dinic'"):
-        solve_flow(np.ones((2, 3, 3)))
+        solve_flow(np.zeros((2, 3, 3)))
+
+
+def test_a_broken_ortools_install_falls_back_to_scipy(monkeypatch):
+    """An OR-tools that fails to import in any way (here an OSError, as a broken shared
+    library raises) counts as not installed: auto takes SciPy and the solve goes on."""
+    import importlib
+
+    real = importlib.import_module
+
+    def broken(name, *args):
+        if name.startswith("ortools"):
+            raise OSError("libortools.so: cannot open shared object file")
+        return real(name, *args)
+
+    maxflow._has_ortools.cache_clear()
+    monkeypatch.setattr(importlib, "import_module", broken)
+    monkeypatch.setenv(maxflow.ENV_VAR, "auto")
+    try:
+        assert maxflow.engine() == "scipy"
+        sol = solve_flow(attention(np.random.default_rng(8), 3, 8))
+        assert sol.converged and sol.face
+    finally:
+        maxflow._has_ortools.cache_clear()
+
+
+def test_objective_keeps_its_digits_where_the_product_is_subnormal():
+    """Free flows around 1e-162 of the largest capacity: f (u - f) is subnormal, so the
+    objective takes the two logs, and agrees with them to rounding."""
+    caps = np.zeros((2, 3, 3))
+    caps[0, 0, 0] = caps[0, 0, 1] = 6e-162
+    caps[0, 1, 1] = 1.0
+    caps[1, 0, 0] = 6e-162
+    caps[1, 0, 1] = 1.0
+    graph = solver_graph(caps, [0])
+    fc = face._classify_arcs(graph, maxflow.max_flow_arcs(graph, flow_bound(graph)))
+    if fc is None:
+        fc = face._classify_arcs(graph, maxflow.refine(
+            graph, maxflow.max_flow_arcs(graph, flow_bound(graph))))
+    assert fc is not None and fc.n_free
+    x = face.snap(graph, fc, face.max_flow_start(graph, fc, maxflow.max_flow_arcs(
+        graph, flow_bound(graph))))
+    f, u = x.layers[fc.free], graph.caps[fc.free]
+    assert (f * (u - f)).min() < np.finfo(float).tiny  # the case at hand
+    s, z = x.source[fc.source], x.sink[fc.sink]
+    expect = -(np.log(f).sum() + np.log(u - f).sum() + np.log(s).sum() + np.log(z).sum())
+    assert face._objective(graph, fc, x) == pytest.approx(expect, rel=1e-14)
 
 
 # ----------------------------------------------------------------- faces known by hand

@@ -9,7 +9,7 @@ import numpy as np
 from .. import validate
 from ..errors import InputError
 from ..flow.graph import LayeredGraph, build_graph
-from . import face, path, primal_dual
+from . import face, maxflow, path, primal_dual
 from .face import Finisher
 from .newton import NumpyKernels
 
@@ -107,6 +107,7 @@ def solve_flow(
         raise InputError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
     backend = validate.backend(backend)
     device = validate.device(backend, device)
+    maxflow.engine()  # a bad GAFLOW_MAXFLOW is refused whatever the strategy and the graph
     if strategy == "primal_dual" and (backend == "torch" or mu_f is not None):
         raise InputError("strategy='primal_dual' applies to the central flow (mu=None) of the "
                          "numpy backend; the torch backend and a fixed mu follow the path")

@@ -56,6 +56,7 @@ MAX_STEPS = 8  # Newton steps allowed to one centring try
 BOUNDARY = 0.995  # fraction of the largest step inside the bounds
 REFINED = 0.01  # step: refinement stops where x + dx conserves to REFINED * FEASIBLE * F
 ARMIJO = 0.01
+_TINY = np.finfo(np.float64).tiny  # the smallest normal float64
 
 
 @dataclass
@@ -366,8 +367,8 @@ def _max_step(graph: LayeredGraph, face: Face, x: FlowState, dx: FlowState) -> f
 def _objective(graph: LayeredGraph, face: Face, x: FlowState) -> float:
     """The centring objective ``-sum_free log f (u - f) - sum log s - sum log z``; ``inf``
     where a free flow is not strictly inside its bounds. Block by block; ``log f (u - f)`` as
-    one log of the product, two logs in a block where the product underflows (both far below
-    1e-150)."""
+    one log of the product, two logs in a block where the product leaves the normal range
+    (both factors far below 1e-150: a subnormal product has lost digits)."""
     s, z = x.source[face.source], x.sink[face.sink]
     if (s.size and s.min() <= 0) or (z.size and z.min() <= 0):
         return math.inf
@@ -379,13 +380,12 @@ def _objective(graph: LayeredGraph, face: Face, x: FlowState) -> float:
                 or np.min(slack, where=free, initial=math.inf) <= 0:
             return math.inf
         np.multiply(slack, f, out=slack)
-        with np.errstate(divide="ignore"):  # an underflowed product: -inf, handled below
-            part = float(np.sum(np.log(slack, out=slack, where=free), where=free))
-        if math.isinf(part):
+        if np.min(slack, where=free, initial=math.inf) >= _TINY:
+            logs += float(np.sum(np.log(slack, out=slack, where=free), where=free))
+        else:
             with np.errstate(divide="ignore", invalid="ignore"):  # fixed edges may sit at 0
-                part = float(np.sum(np.log(f), where=free)
-                             + np.sum(np.log(graph.caps[b] - f), where=free))
-        logs += part
+                logs += float(np.sum(np.log(f), where=free)
+                              + np.sum(np.log(graph.caps[b] - f), where=free))
     return -float(logs + np.log(s).sum() + np.log(z).sum())
 
 

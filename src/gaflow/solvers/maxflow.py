@@ -62,10 +62,11 @@ def engine(name: str | None = None) -> str:
 
 @functools.cache
 def _has_ortools() -> bool:
-    """OR-tools' max flow imports (an installation that fails to import counts as none)."""
+    """OR-tools' max flow imports (an installation that fails to import, in any way: a missing
+    module, a broken shared library, a protobuf mismatch, counts as none)."""
     try:
         importlib.import_module("ortools.graph.python.max_flow")
-    except ImportError:
+    except Exception:  # noqa: BLE001 - whatever a broken install raises, SciPy takes over
         return False
     return True
 
