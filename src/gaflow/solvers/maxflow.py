@@ -3,10 +3,11 @@
 :func:`max_flow_arcs` computes an integer maximum flow on capacities scaled to 30-bit integers
 and rounded down, so that the integer flow, divided by the scale, is a feasible flow of the real
 graph. Two engines compute the same integer problem (:func:`engine`): OR-tools' push-relabel
-(``ortools.graph.python.max_flow``, the ``gaflow[fast]`` extra; 4-5x faster on dense layered
+(``ortools.graph.python.max_flow``, the ``gaflow[fast]`` extra; 3-6x faster on dense layered
 graphs, benchmarks/results/solver.md) where it is installed, else SciPy's Dinic
 (:func:`scipy.sparse.csgraph.maximum_flow`). Their flows may differ (maximum flows are not
-unique); the optimal face read from either is the same, and so is its analytic centre.
+unique); the optimal face read from either is the same, and so is its analytic centre
+(the centring starts from the flow, so its step count, and rarely its success, differ).
 Rounding leaves it short by at most one unit per arc of the minimum cut; a second, *refining*
 round (:func:`refine`) computes a maximum flow of the real residual graph of the first one,
 scaled by the first round's shortfall bound (30 more bits), which brings the flow to within
