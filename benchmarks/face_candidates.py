@@ -72,11 +72,8 @@ def lift_start(graph, fc, arcs, most: float, least: float) -> FlowState:
         s_in = np.where(into > 0, np.minimum(1.0, most * through[1:] / into), 1.0)
         s_out = np.where(out > 0, np.minimum(1.0, most * through[:-1] / out), 1.0)
     scale = np.maximum(np.minimum(s_in[:, :, None], s_out[:, None, :]), least)
-    lay = np.where(fc.free, np.minimum(f + scale * lift, (1 - face.INSIDE) * u),
-                   np.where(fc.full, u, 0.0))
-    src = np.where(fc.source, lay[0].sum(axis=0), 0.0)
-    snk = np.where(fc.sink, lay[-1].sum(axis=1), 0.0)
-    return FlowState(layers=lay, source=src, sink=snk, value=float(src.sum()))
+    lifted = np.minimum(f + scale * lift, (1 - face.INSIDE) * u)
+    return face.clipped_start(graph, fc, arcs, lifted, lifted)  # clipped to itself
 
 
 STARTS = {

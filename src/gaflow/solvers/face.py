@@ -573,8 +573,16 @@ def max_flow_start(graph: LayeredGraph, face: Face, arcs: maxflow.Arcs) -> FlowS
     steps balance it (measured: faster than the max flow itself, which sits on the boundary of
     the face, or than smoothing it layer by layer; benchmarks/results/solver.md)."""
     u = graph.caps
-    lay = np.where(face.free, np.clip(arcs.layers, INSIDE * u, (1.0 - INSIDE) * u),
-                   np.where(face.full, u, 0.0))
+    return clipped_start(graph, face, arcs, INSIDE * u, (1.0 - INSIDE) * u)
+
+
+def clipped_start(graph: LayeredGraph, face: Face, arcs: maxflow.Arcs, low: np.ndarray,
+                  high: np.ndarray) -> FlowState:
+    """The maximum flow with every free edge's flow clipped into ``[low, high]`` ((L, t, t)),
+    the fixed edges on their bounds, and the source and sink edges carrying what their node
+    sends on or receives."""
+    lay = np.where(face.free, np.clip(arcs.layers, low, high),
+                   np.where(face.full, graph.caps, 0.0))
     src = np.where(face.source, lay[0].sum(axis=0), 0.0)
     snk = np.where(face.sink, lay[-1].sum(axis=1), 0.0)
     return FlowState(layers=lay, source=src, sink=snk, value=float(src.sum()))
@@ -600,11 +608,7 @@ def scaled_start(graph: LayeredGraph, face: Face, arcs: maxflow.Arcs) -> FlowSta
         rho = np.minimum(into, out) / np.maximum(into, out)
     rho = np.where(np.isfinite(rho) & (rho > 0), rho, 1.0)
     c = u * np.minimum(rho[1:][:, :, None], rho[:-1][:, None, :])
-    lay = np.where(face.free, np.clip(arcs.layers, INSIDE * c, u - INSIDE * c),
-                   np.where(face.full, u, 0.0))
-    src = np.where(face.source, lay[0].sum(axis=0), 0.0)
-    snk = np.where(face.sink, lay[-1].sum(axis=1), 0.0)
-    return FlowState(layers=lay, source=src, sink=snk, value=float(src.sum()))
+    return clipped_start(graph, face, arcs, INSIDE * c, u - INSIDE * c)
 
 
 def from_max_flow(graph: LayeredGraph, bound: float, rtol: float = 1e-6) -> FaceResult:
