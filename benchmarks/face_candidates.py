@@ -25,6 +25,14 @@ steps, refinement sweeps per step, CPU seconds, against float64.
 conductances ``1 / (z_l / f + z_u / (u - f))``, separate primal and dual step lengths at 0.995
 of the boundary) from the clipped start with ``z = 1 / slack``, until the point conserves flow;
 then the primal centring of face.py to its certificate. Steps of both parts.
+
+``--candidate boundary``: the centring with its steps cut at other fractions ``face.BOUNDARY`` of
+the largest step inside the bounds (0.995 before, 0.9 kept).
+
+``--candidate reuse``: the centring with every step factored (``face.REUSE_DEC = -1``) against
+the kept one, where a step after a full step from a conserving point with lambda^2 <= 0.1 solves
+by conjugate gradients preconditioned by the last factor (:class:`gaflow.solvers.face.Reuse`):
+Newton steps, factorisations, CPU seconds.
 """
 
 from __future__ import annotations
@@ -97,10 +105,10 @@ def _float32_kernels():
     def trsm(chol, b, trans=False):
         c = chol if chol.dtype == np.float32 else chol.astype(np.float32)
         if b.ndim == 1:
-            return blas.strsv(c, b.astype(np.float32), lower=1, trans=int(trans)).astype(
+            return blas.strsv(c, b.astype(np.float32), lower=0, trans=int(not trans)).astype(
                 np.float64)
-        return blas.strsm(1.0, c, np.asfortranarray(b, dtype=np.float32), lower=1,
-                          trans_a=int(trans))
+        return blas.strsm(1.0, c, np.asfortranarray(b, dtype=np.float32), lower=0,
+                          trans_a=int(not trans))
 
     def gemv(a, x, trans=False):
         if a.dtype == np.float32:
@@ -112,7 +120,8 @@ def _float32_kernels():
             np.float64)
 
     def cholesky(a):
-        chol, info = lapack.spotrf(a.astype(np.float32), lower=1, clean=1, overwrite_a=1)
+        chol, info = lapack.spotrf(np.asfortranarray(a, dtype=np.float32), lower=0, clean=0,
+                                   overwrite_a=1)
         if info != 0:
             raise np.linalg.LinAlgError(f"spotrf info={info}")
         return chol
@@ -131,9 +140,9 @@ def float32(graph, fc, arcs):
             sweeps[-1] += 1
             return sweep(*a, **k)
 
-        def long_step(g, f, x, passes=3, sweeps=sweeps):
+        def long_step(g, f, x, passes=3, reuse=None, sweeps=sweeps):
             sweeps.append(0)
-            return step(g, f, x, 12)
+            return step(g, f, x, 12, reuse)
 
         for n, fn in kernels.items():
             setattr(newton, n, fn)
@@ -208,10 +217,42 @@ def primal_dual(graph, fc, arcs, max_pd: int = 40):
     return [cell(base, took0), f"{both if res.ok else 'not certified: ' + both} / {took:.2f} s"]
 
 
+# ------------------------------------------------------------------ step length and reuse
+
+BOUNDS = (0.995, 0.95, 0.9, 0.85)
+
+
+def boundary(graph, fc, arcs):
+    out = []
+    kept = face.BOUNDARY
+    try:
+        for b in BOUNDS:
+            face.BOUNDARY = b
+            out.append(cell(*centre(graph, fc, face.max_flow_start(graph, fc, arcs))))
+    finally:
+        face.BOUNDARY = kept
+    return out
+
+
+def reuse(graph, fc, arcs):
+    out = []
+    kept = face.REUSE_DEC
+    try:
+        for dec in (-1.0, kept):
+            face.REUSE_DEC = dec
+            res, took = centre(graph, fc, face.max_flow_start(graph, fc, arcs))
+            out.append(cell(res, took, f" ({res.factored} factorisations)"))
+    finally:
+        face.REUSE_DEC = kept
+    return out
+
+
 CANDIDATES = {
     "starts": (starts, list(STARTS)),
     "float32": (float32, ["float64 factorisation", "float32 factorisation"]),
     "primal-dual": (primal_dual, ["primal centring (face.py)", "primal-dual, then primal"]),
+    "boundary": (boundary, [f"BOUNDARY {b}" for b in BOUNDS]),
+    "reuse": (reuse, ["every step factored", "last factor reused near the centre"]),
 }
 
 

@@ -47,13 +47,13 @@ from scipy.sparse.csgraph import breadth_first_order, connected_components
 from ..flow.graph import LayeredGraph
 from . import maxflow
 from .blocks import Block, add_by_layer, layer_blocks
-from .newton import FlowState, _balance, divergence, factor
+from .newton import FlowState, _balance, _Factor, _gemv, divergence, factor
 
 FEASIBLE = 1e-10  # imbalance (relative to F) below which a point counts as conserving
 STALL = 0.5  # classify: a slack that kept this fraction of its size at the previous mu has room
 STUCK = 0.5  # centre gives up where lambda^2 is still above this from the third step on
 MAX_STEPS = 8  # Newton steps allowed to one centring try
-BOUNDARY = 0.995  # fraction of the largest step inside the bounds
+BOUNDARY = 0.9  # fraction of the largest step inside the bounds (0.995 took 1-3 more steps)
 REFINED = 0.01  # step: refinement stops where x + dx conserves to REFINED * FEASIBLE * F
 ARMIJO = 0.01
 _TINY = np.finfo(np.float64).tiny  # the smallest normal float64
@@ -293,7 +293,73 @@ def _sweep(x: FlowState, d_l: np.ndarray, q_l: np.ndarray, dx_l: np.ndarray,
     return add_by_layer(leaves, blocks, (n_layers, t)), enter, dec
 
 
-def step(graph: LayeredGraph, face: Face, x: FlowState, passes: int = 3):
+@dataclass
+class Reuse:
+    """The block factor of the centring's last step, and whether the next step may use it as
+    the preconditioner of conjugate gradients instead of factoring anew (:func:`step`).
+    ``factored`` counts the factorisations made."""
+
+    fac: _Factor | None = None
+    allowed: bool = False
+    factored: int = 0
+    w: np.ndarray | None = None  # the node potentials of the last step (the first solve's start)
+
+
+def _node_product(d_l: np.ndarray, diag: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``(B D B^T + G) w`` over the token nodes ((L+1, t)): ``diag * w`` minus, for every layer,
+    ``D_k w_k`` at the receiving and ``D_k^T w_{k+1}`` at the sending nodes (``diag``: the
+    degree plus the grounding where a node has a free edge, 1 elsewhere, as in the factor)."""
+    y = diag * w
+    for k in range(d_l.shape[0]):
+        dk_t = d_l[k].T  # Fortran-ordered: BLAS reads it without a copy
+        y[k + 1] -= _gemv(dk_t, w[k], trans=True)
+        y[k] -= _gemv(dk_t, w[k + 1])
+    return y
+
+
+def _pcg(apply, precond, r: np.ndarray, tol: float, max_iter: int,
+         start: np.ndarray | None = None):
+    """Conjugate gradients for ``A w = r`` preconditioned by ``precond``, from ``start`` (or 0),
+    until ``|r - A w| <= tol`` at every node (``tol`` a scalar or (L+1, t)); returns ``w`` and
+    whether it got there within ``max_iter``
+    products (none allowed: not there)."""
+    if max_iter < 1:
+        return np.zeros_like(r), False
+    if start is None:
+        w, res = np.zeros_like(r), r.copy()
+    else:
+        w = start.copy()
+        res = r - apply(w)
+        max_iter -= 1
+        if (np.abs(res) <= tol).all():
+            return w, True
+    z = precond(res)
+    p = z.copy()
+    rz = float(np.vdot(res, z))
+    for _ in range(max_iter):
+        ap = apply(p)
+        curv = float(np.vdot(p, ap))
+        if not curv > 0:
+            return w, False
+        a = rz / curv
+        w += a * p
+        res -= a * ap
+        if (np.abs(res) <= tol).all():
+            return w, True
+        z = precond(res)
+        rz_next = float(np.vdot(res, z))
+        p = z + (rz_next / rz) * p
+        rz = rz_next
+    return w, False
+
+
+REUSE_DEC = 0.1  # a step after a full one with lambda^2 below this may reuse the last factor
+PCG_ITER = 8  # ... if conjugate gradients preconditioned by it converge in this many products
+NODE_RTOL = 1e-13  # ... to this fraction of each node's throughput (and REFINED * FEASIBLE * F)
+
+
+def step(graph: LayeredGraph, face: Face, x: FlowState, passes: int = 3,
+         reuse: Reuse | None = None):
     """Newton step of the centring problem (residual ``B x`` corrected): ``dx = -D (g + B^T
     w)`` with ``(B D B^T) w = B (x - D g)``, ``s`` and ``z`` grounded; returns the step as a
     :class:`FlowState` and ``lambda^2 = sum d q^2``. Up to ``passes - 1`` refinement passes
@@ -301,7 +367,14 @@ def step(graph: LayeredGraph, face: Face, x: FlowState, passes: int = 3):
     flow to ``REFINED * FEASIBLE * F`` (one solve leaves about 1e-14 F on the benchmark
     graphs; an inexact ``w`` only overstates ``lambda^2`` at a conserving point, as ``w``
     minimises ``sum d (g + B^T w)^2`` there, so the certificate stays conservative). The
-    elementwise work runs block by block (:mod:`.blocks`)."""
+    elementwise work runs block by block (:mod:`.blocks`).
+
+    ``reuse``: where ``reuse.allowed`` (the caller's judgement that the conductances moved
+    little since ``reuse.fac`` was factored), each solve is conjugate gradients on the node
+    system preconditioned by that factor, to the same tolerance, within ``PCG_ITER`` products;
+    where they do not get there, the step is made anew with a fresh factor. The factor used is
+    left in ``reuse.fac``.
+    """
     n_layers, t, _ = graph.caps.shape
     blocks = layer_blocks(n_layers, t)
     g_l, d_l, out_d, in_d, g_s, d_s, g_z, d_z = _terms(graph, face, x, blocks)
@@ -311,13 +384,26 @@ def step(graph: LayeredGraph, face: Face, x: FlowState, passes: int = 3):
     deg[0] += d_s
     deg[-1] += d_z
     ground = np.where(face.ground, np.maximum(deg, 1e-300), 0.0)
-    nodes_graph = _with_nodes(graph, face)
-    fac = factor(nodes_graph, d_l, d_s, d_z, math.inf, out_d, ground=ground)
+    stale = reuse is not None and reuse.allowed and reuse.fac is not None
+    if stale:
+        fac = reuse.fac
+        diag = np.where(face.nodes, deg + ground, 1.0)
+
+        def precond(r):
+            return np.where(face.nodes, fac.solve(r, 0.0)[0], 0.0)
+
+        def apply(w):
+            return np.where(face.nodes, _node_product(d_l, diag, w), 0.0)
+    else:
+        fac = factor(_with_nodes(graph, face), d_l, d_s, d_z, math.inf, out_d, ground=ground)
+        if reuse is not None:
+            reuse.fac = fac
+            reuse.factored += 1
     # q_l is corrected on every edge: off the free ones d_l = 0, so those entries are never used
     q_l, q_s, q_z = g_l, g_s.copy(), g_z.copy()
     dx_l = np.empty_like(q_l)
     tol = REFINED * FEASIBLE * max(float(x.source.sum()), 1e-300)
-    w = None
+    w = total = None
     for k in range(passes + 1):
         if w is not None:
             q_s = q_s + np.where(face.source, -w[0], 0.0)
@@ -329,8 +415,25 @@ def step(graph: LayeredGraph, face: Face, x: FlowState, passes: int = 3):
         r = np.where(face.nodes, r, 0.0)
         if k and np.abs(r).max(initial=0.0) <= tol:
             break
-        w, _ = fac.solve(r, 0.0)
-        w = np.where(face.nodes, w, 0.0)
+        if stale:
+            # the first solve starts from the last step's potentials (near the centre they
+            # change little from step to step)
+            # each node conserves to a fraction of what passes through it, as a factored solve
+            # leaves it (a node that passes on 1e-12 F keeps its digits), within half of tol
+            through = np.zeros_like(r)
+            through[:-1] += np.abs(leave)
+            through[1:] += np.abs(enter)
+            node_tol = np.minimum(0.5 * tol, NODE_RTOL * through)
+            w, done = _pcg(apply, precond, r, node_tol, PCG_ITER, reuse.w if k == 0 else None)
+            if not done:  # the conductances moved too far for the old factor: factor anew
+                reuse.allowed = False
+                return step(graph, face, x, passes, reuse)
+        else:
+            w, _ = fac.solve(r, 0.0)
+            w = np.where(face.nodes, w, 0.0)
+        total = w if k == 0 else total + w
+    if reuse is not None:
+        reuse.w = total
     dec = dec_l + float(d_s @ (q_s * q_s) + d_z @ (q_z * q_z))
     dx = FlowState(layers=dx_l, source=-d_s * q_s, sink=-d_z * q_z,
                    value=float(-(d_s * q_s).sum()))
@@ -403,13 +506,14 @@ def imbalance(graph: LayeredGraph, face: Face, x: FlowState) -> float:
 @dataclass
 class Centred:
     """Outcome of :func:`centre`: the point, the Newton steps spent, whether it is certified
-    (``ok``) and, if not, why (``message``)."""
+    (``ok``) and, if not, why (``message``), the last decrement and the factorisations made."""
 
     x: FlowState
     steps: int
     ok: bool
     message: str
     decrement: float
+    factored: int = 0  # block factorisations made (a step that reused the last one made none)
 
 
 def centre(graph: LayeredGraph, face: Face, x0: FlowState, rtol: float = 1e-6,
@@ -431,7 +535,8 @@ def centre(graph: LayeredGraph, face: Face, x0: FlowState, rtol: float = 1e-6,
     until ``patience`` steps have been taken from conserving points.
     """
     x = snap(graph, face, x0)
-    if math.isinf(_objective(graph, face, x)):
+    phi_x = _objective(graph, face, x)  # the objective at x, where known (None: not computed)
+    if math.isinf(phi_x):
         # a free edge on a bound: the barrier is infinite there (a start from a path point
         # whose flows underflowed)
         return Centred(x, 0, False, "face: the start puts a free edge on a bound", math.inf)
@@ -443,56 +548,72 @@ def centre(graph: LayeredGraph, face: Face, x0: FlowState, rtol: float = 1e-6,
     alpha = 0.0
     target = (0.01 * rtol) ** 2
     conserving = 0  # steps taken from conserving points
+    reuse = Reuse()
     for k in range(max_steps + 1):
         try:
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 # a step that rounds a free edge onto its bound makes the next one
                 # non-finite: refused just below, not warned about here
-                dx, dec = step(graph, face, x)
+                dx, dec = step(graph, face, x, reuse=reuse)
         except np.linalg.LinAlgError as exc:
-            return Centred(x, k, False, f"face centring: {exc}", math.inf)
+            return Centred(x, k, False, f"face centring: {exc}", math.inf, reuse.factored)
         if not math.isfinite(dec):
-            return Centred(x, k, False, "face centring: non-finite Newton step", math.inf)
+            return Centred(x, k, False, "face centring: non-finite Newton step", math.inf,
+                           reuse.factored)
         value = float(x.source.sum())
         feasible = imbalance(graph, face, x) <= FEASIBLE * max(value, 1e-300)
         if not feasible and alpha == 1.0:
             # a full step cancels the imbalance of every component with a free edge; what is
             # left sits at a pinned node: its component's fixed edges do not balance
             return Centred(x, k, False, "face: a component's fixed edges do not balance",
-                           math.inf)
+                           math.inf, reuse.factored)
         if feasible and (dec <= target or (dec <= 1e-12 and dec > 0.1 * dec_prev)):
             x.value = value
-            return Centred(x, k, True, "", dec)
+            return Centred(x, k, True, "", dec, reuse.factored)
         if k == max_steps:
             break
         if feasible and dec > STUCK and (k >= 2 if patience is None else conserving >= patience):
             # lambda^2 near 1 with full steps: a free edge is being driven to a bound (it is
             # fixed there on every flow of this classification: no strictly feasible point)
-            return Centred(x, k, False, f"face centring stuck at lambda^2={dec:.1e}", dec)
+            return Centred(x, k, False, f"face centring stuck at lambda^2={dec:.1e}", dec,
+                           reuse.factored)
         amax = _max_step(graph, face, x, dx)
         alpha = min(1.0, BOUNDARY * amax)
+        moved = None  # (x + alpha dx, its objective) where the line search computed them
         if feasible and dec > 0.25:
-            phi0 = _objective(graph, face, x)
+            phi0 = _objective(graph, face, x) if phi_x is None else phi_x
             floor = min(alpha, 1.0 / (1.0 + math.sqrt(dec)))
-            phi = _objective(graph, face, _move(x, dx, alpha))
+            trial = _move(x, dx, alpha)
+            phi = _objective(graph, face, trial)
+            moved = trial, phi
             if phi <= phi0 - ARMIJO * alpha * dec:
                 # far from the centre the direction is right and its length too short (an
                 # edge near a bound moves away from it by doubling): go on while phi drops
                 while 2.0 * alpha < BOUNDARY * amax:
-                    longer = _objective(graph, face, _move(x, dx, 2.0 * alpha))
+                    trial = _move(x, dx, 2.0 * alpha)
+                    longer = _objective(graph, face, trial)
                     if not longer < phi:
                         break
-                    alpha, phi = 2.0 * alpha, longer
+                    alpha, phi, moved = 2.0 * alpha, longer, (trial, longer)
             else:
-                while alpha > floor and not (
-                        _objective(graph, face, _move(x, dx, alpha))
-                        <= phi0 - ARMIJO * alpha * dec):
+                while alpha > floor:
                     alpha = max(floor, 0.5 * alpha)
-        x = _move(x, dx, alpha)
+                    trial = _move(x, dx, alpha)
+                    phi = _objective(graph, face, trial)
+                    moved = trial, phi
+                    if phi <= phi0 - ARMIJO * alpha * dec:
+                        break
+        # the objective of the new point is kept for the next line search (one evaluation
+        # fewer per step); where none was computed it is computed when needed
+        x, phi_x = moved if moved is not None else (_move(x, dx, alpha), None)
+        # a full step from a conserving point near the centre changes every conductance by a
+        # factor within about (1 +- lambda)^2: the next step preconditions with this factor
+        reuse.allowed = feasible and alpha == 1.0 and dec <= REUSE_DEC
         dec_prev = dec
         conserving += feasible
     return Centred(x, max_steps, False,
-                   f"face centring not converged in {max_steps} steps (lambda^2={dec:.1e})", dec)
+                   f"face centring not converged in {max_steps} steps (lambda^2={dec:.1e})", dec,
+                   reuse.factored)
 
 
 FINISH_MU = 1e-5  # tries start at the first stage that ends at or below this mu

@@ -61,10 +61,11 @@ class FlowState:
 
 
 def _trsm(chol: np.ndarray, b: np.ndarray, trans: bool = False) -> np.ndarray:
-    """``R^-1 b`` (or ``R^-T b``) for a lower-triangular ``R``; ``b`` a vector or matrix."""
+    """``R^-1 b`` (or ``R^-T b``) for the lower-triangular ``R = U^T`` of a Cholesky factor
+    ``U`` (``chol``, upper, as :func:`_cholesky` returns it); ``b`` a vector or matrix."""
     if b.ndim == 1:
-        return blas.dtrsv(chol, b, lower=1, trans=int(trans))
-    return blas.dtrsm(1.0, chol, b, lower=1, trans_a=int(trans))
+        return blas.dtrsv(chol, b, lower=0, trans=int(not trans))
+    return blas.dtrsm(1.0, chol, b, lower=0, trans_a=int(not trans))
 
 
 def _gemv(a: np.ndarray, x: np.ndarray, trans: bool = False) -> np.ndarray:
@@ -77,7 +78,12 @@ def _gram_upper(w: np.ndarray) -> np.ndarray:
 
 
 def _cholesky(a: np.ndarray) -> np.ndarray:
-    chol, info = lapack.dpotrf(a, lower=1, clean=1, overwrite_a=1)
+    """The upper Cholesky factor ``U`` of ``a = U^T U``, read from ``a``'s upper triangle, in
+    place where ``a`` is Fortran-ordered (the strict lower triangle is left as it was: every
+    use of ``U`` reads its upper triangle only). Measured at t = 512, one thread: 2.2 ms
+    against 4-7 ms for the lower factor of a C-ordered ``a`` (a copy) with the other triangle
+    cleaned."""
+    chol, info = lapack.dpotrf(a, lower=0, clean=0, overwrite_a=1)
     if info != 0:
         raise np.linalg.LinAlgError(f"Newton system not positive definite (dpotrf info={info})")
     return chol
@@ -429,7 +435,8 @@ def factor(
         off_rows = p.sum(axis=1) + p.sum(axis=0)  # row sums of the symmetric P, diagonal left out
         np.negative(p, out=p)
         p[np.diag_indices(t)] = np.where(live_next, gamma_next + outgoing + off_rows, 1.0)
-        chols.append(_cholesky(p.T))  # the lower triangle of the Schur complement
+        chols.append(_cholesky(p))  # from the upper triangle of the Schur complement (P's is
+        # the one SYRK filled; p is Fortran-ordered)
         gamma = np.where(live_next, gamma_next, 0.0)
     last = chols[n_layers]
     u_vec = _trsm(last, d_z)
