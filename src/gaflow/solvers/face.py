@@ -321,8 +321,7 @@ def _pcg(apply, precond, r: np.ndarray, tol: float, max_iter: int,
          start: np.ndarray | None = None):
     """Conjugate gradients for ``A w = r`` preconditioned by ``precond``, from ``start`` (or 0),
     until ``|r - A w| <= tol`` at every node (``tol`` a scalar or (L+1, t)); returns ``w`` and
-    whether it got there within ``max_iter``
-    products (none allowed: not there)."""
+    whether it got there within ``max_iter`` products (with none allowed it does not)."""
     if max_iter < 1:
         return np.zeros_like(r), False
     if start is None:
@@ -416,10 +415,10 @@ def step(graph: LayeredGraph, face: Face, x: FlowState, passes: int = 3,
         if k and np.abs(r).max(initial=0.0) <= tol:
             break
         if stale:
+            # each node conserves to a fraction of what passes through it, as a factored solve
+            # leaves it (a node that passes on 1e-12 F keeps its digits), within half of tol;
             # the first solve starts from the last step's potentials (near the centre they
             # change little from step to step)
-            # each node conserves to a fraction of what passes through it, as a factored solve
-            # leaves it (a node that passes on 1e-12 F keeps its digits), within half of tol
             through = np.zeros_like(r)
             through[:-1] += np.abs(leave)
             through[1:] += np.abs(enter)
@@ -533,6 +532,10 @@ def centre(graph: LayeredGraph, face: Face, x0: FlowState, rtol: float = 1e-6,
     ``lambda^2`` near 1 (the edge's distance to the bound halves at every step). With
     ``patience`` (a start far from the centre, as :func:`from_max_flow`'s), that test waits
     until ``patience`` steps have been taken from conserving points.
+
+    A step after a full step from a conserving point with ``lambda^2 <= REUSE_DEC`` solves with
+    the last factor as preconditioner (:class:`Reuse`, :func:`step`); ``Centred.factored``
+    counts the factorisations made.
     """
     x = snap(graph, face, x0)
     phi_x = _objective(graph, face, x)  # the objective at x, where known (None: not computed)
