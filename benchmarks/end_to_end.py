@@ -148,7 +148,6 @@ def main() -> None:
         rows += measure(name, model, tok, lengths, args.repeat, args.ig_max)
 
     lines = [
-        "# End to end: AGF explanation vs forward+backward and Integrated Gradients", "",
         f"Machine: {machine()}, torch {torch.__version__} ({torch.get_num_threads()} threads)", "",
         f"Command: `python benchmarks/end_to_end.py --lengths {args.lengths} --repeat "
         f"{args.repeat} --ig-max {args.ig_max} --models {args.models}`", "",
@@ -159,8 +158,16 @@ def main() -> None:
         f"{os.getloadavg()[0]:.1f} (a shared machine: seconds are noisy).", "",
         *table(rows),
     ]
-    Path(args.out).write_text("\n".join(lines) + "\n")
-    print(f"wrote {args.out}")
+    out = Path(args.out)
+    if out.exists():  # earlier runs stay: this one is appended under its own heading
+        stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+        with out.open("a") as fh:
+            fh.write("\n## Run of " + stamp + " UTC\n\n" + "\n".join(lines) + "\n")
+        print(f"appended to {out}")
+    else:
+        title = "# End to end: AGF explanation vs forward+backward and Integrated Gradients"
+        out.write_text(title + "\n\n" + "\n".join(lines) + "\n")
+        print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -176,16 +176,31 @@ def classify(graph: LayeredGraph, x: FlowState, room: float, prev: FlowState | N
 
 
 def certify(graph: LayeredGraph, fwd: np.ndarray, back: np.ndarray, src_back: np.ndarray,
-            sink_back: np.ndarray, full: np.ndarray, rounds: int = 4) -> Face | None:
+            sink_back: np.ndarray, full: np.ndarray, rounds: int = 4,
+            closed: bool = False) -> Face | None:
     """The classification closed under SCCs and certified (see :func:`classify`) from guessed
     arcs: ``fwd``/``back`` (L, t, t) of the layer edges, ``src_back``/``sink_back`` (t,) of the
-    source and sink edges, ``full`` (L, t, t) the edges to fix at capacity if fixed."""
+    source and sink edges, ``full`` (L, t, t) the edges to fix at capacity if fixed.
+
+    ``closed``: the arcs are the residual arcs of a flow, every live edge with at least one of
+    them, and ``full`` the edges without a forward arc (:func:`_classify_arcs` of a first
+    max-flow round). Then an edge between two SCCs has exactly one arc, the one its bound
+    leaves, so the classification's residual graph adds arcs inside SCCs only: its SCCs and
+    what ``s`` reaches are those of the arcs, and the second SCC computation is skipped."""
     live = graph.live
     e = _Edges.of(graph)
     full = full[live]
-    label, ls, lz, _ = _scc(graph, e, fwd[live], back[live], src_back[graph.source],
-                            sink_back[graph.sink])
-    for _ in range(rounds):
+    label, ls, lz, reached = _scc(graph, e, fwd[live], back[live], src_back[graph.source],
+                                  sink_back[graph.sink])
+    if closed:
+        if reached:
+            return None
+        flat = label.ravel()
+        free = flat[e.tail] == flat[e.head]
+        source = graph.source & (label[0] == ls)
+        sink = graph.sink & (label[-1] == lz)
+        full = full & ~free
+    for _ in range(0 if closed else rounds):
         flat = label.ravel()
         free = flat[e.tail] == flat[e.head]
         source = graph.source & (label[0] == ls)
@@ -201,7 +216,8 @@ def certify(graph: LayeredGraph, fwd: np.ndarray, back: np.ndarray, src_back: np
                 and not (graph.sink & ~sink & (label[-1] == lz)).any():
             break
     else:
-        return None
+        if not closed:
+            return None
     node = label
     free_l = np.zeros_like(live)
     free_l[live] = free
@@ -685,9 +701,11 @@ class FaceResult:
 
 def _classify_arcs(graph: LayeredGraph, arcs: maxflow.Arcs) -> Face | None:
     """:func:`certify` of the residual arcs of a maximum flow (an edge without its forward
-    arc is fixed, if at all, at its capacity)."""
+    arc is fixed, if at all, at its capacity). The first round's arcs are ``closed`` (every
+    live edge has one: a saturated edge carries flow); the refined round's are not (an edge
+    below two of its units may have none)."""
     return certify(graph, arcs.fwd, arcs.back, arcs.src_back, arcs.sink_back,
-                   graph.live & ~arcs.fwd)
+                   graph.live & ~arcs.fwd, closed=arcs.rounds == 1)
 
 
 def max_flow_start(graph: LayeredGraph, face: Face, arcs: maxflow.Arcs) -> FlowState:
