@@ -192,20 +192,16 @@ def certify(graph: LayeredGraph, fwd: np.ndarray, back: np.ndarray, src_back: np
     full = full[live]
     label, ls, lz, reached = _scc(graph, e, fwd[live], back[live], src_back[graph.source],
                                   sink_back[graph.sink])
-    if closed:
-        if reached:
-            return None
+    for _ in range(rounds):
         flat = label.ravel()
         free = flat[e.tail] == flat[e.head]
         source = graph.source & (label[0] == ls)
         sink = graph.sink & (label[-1] == lz)
         full = full & ~free
-    for _ in range(0 if closed else rounds):
-        flat = label.ravel()
-        free = flat[e.tail] == flat[e.head]
-        source = graph.source & (label[0] == ls)
-        sink = graph.sink & (label[-1] == lz)
-        full = full & ~free
+        if closed:  # the classification's SCCs are those just read
+            if reached:
+                return None
+            break
         label, ls, lz, reached = _scc(graph, e, free | ~full, free | full,
                                       source[graph.source], sink[graph.sink])
         if reached:
@@ -216,8 +212,7 @@ def certify(graph: LayeredGraph, fwd: np.ndarray, back: np.ndarray, src_back: np
                 and not (graph.sink & ~sink & (label[-1] == lz)).any():
             break
     else:
-        if not closed:
-            return None
+        return None
     node = label
     free_l = np.zeros_like(live)
     free_l[live] = free

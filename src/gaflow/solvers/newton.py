@@ -80,8 +80,8 @@ def _gram_upper(w: np.ndarray) -> np.ndarray:
 def _cholesky(a: np.ndarray) -> np.ndarray:
     """The upper Cholesky factor ``U`` of ``a = U^T U``, read from ``a``'s upper triangle, in
     place where ``a`` is Fortran-ordered (the strict lower triangle is left as it was: every
-    use of ``U`` reads its upper triangle only). Measured at t = 512, one thread: 2.2 ms
-    against 4-7 ms for the lower factor of a C-ordered ``a`` (a copy) with the other triangle
+    use of ``U`` reads its upper triangle only). Measured at t = 512, one thread: 2.2-2.3 ms
+    against 3.6-7 ms for the lower factor of a C-ordered ``a`` (a copy) with the other triangle
     cleaned."""
     chol, info = lapack.dpotrf(a, lower=0, clean=0, overwrite_a=1)
     if info != 0:
