@@ -20,6 +20,13 @@ patched in for newton.py's ``d`` ones; inputs cast, results cast back) with the 
 float64 refinement passes allowed up to 12 (it stops once ``x + dx`` conserves to 1e-12 F):
 steps, refinement sweeps per step, CPU seconds, against float64.
 
+``--candidate damped32``: the damped steps of the infeasible phase with a float32 block
+factor, refined in float64 until ``x + dx`` leaves ``face.LOOSE`` of the imbalance (kept with
+0.01; the columns: every factor float64 (``LOOSE = 0``), 0.01, 0.1), the last factor of that
+phase the preconditioner of the first full step's solve. Steps (float32 factorisations of all
+factorisations), CPU seconds of the centring, and the largest relative difference of the
+centre from the float64 one.
+
 ``--candidate primal-dual``: primal-dual Newton on the centring's optimality conditions
 (``f z_l = 1``, ``(u - f) z_u = 1``, ``z_u - z_l + B^T w = 0``; the same node system with
 conductances ``1 / (z_l / f + z_u / (u - f))``, separate primal and dual step lengths at 0.995
@@ -157,6 +164,25 @@ def float32(graph, fc, arcs):
     return out
 
 
+def damped32(graph, fc, arcs):
+    out, first = [], None
+    kept = face.LOOSE
+    try:
+        for loose in DAMPED_LOOSE:
+            face.LOOSE = loose
+            res, took = centre(graph, fc, face.max_flow_start(graph, fc, arcs))
+            if first is None:
+                first = res.x.layers
+            diff = float(np.abs(res.x.layers - first).max() / np.abs(first).max())
+            out.append(cell(res, took, f" ({res.single} of {res.factored}; {diff:.0e})"))
+    finally:
+        face.LOOSE = kept
+    return out
+
+
+DAMPED_LOOSE = (0.0, 0.01, 0.1)
+
+
 # ------------------------------------------------------------------------------ primal-dual
 
 def primal_dual(graph, fc, arcs, max_pd: int = 40):
@@ -250,6 +276,7 @@ def reuse(graph, fc, arcs):
 CANDIDATES = {
     "starts": (starts, list(STARTS)),
     "float32": (float32, ["float64 factorisation", "float32 factorisation"]),
+    "damped32": (damped32, [f"LOOSE {v}" for v in DAMPED_LOOSE]),
     "primal-dual": (primal_dual, ["primal centring (face.py)", "primal-dual, then primal"]),
     "boundary": (boundary, [f"BOUNDARY {b}" for b in BOUNDS]),
     "reuse": (reuse, ["every step factored", "last factor reused near the centre"]),

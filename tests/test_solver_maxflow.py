@@ -609,3 +609,103 @@ def test_a_first_round_face_is_read_with_one_scc_computation(seed):
         for name in ("free", "full", "source", "sink", "nodes", "ground"):
             np.testing.assert_array_equal(getattr(fast, name), getattr(slow, name), err_msg=name)
         assert fast.n_free == slow.n_free
+
+
+# ----------------------------------------------------------------- float32 damped steps
+
+
+def _centre(graph, fc, x0):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        return face.centre(graph, fc, x0, max_steps=face.COMBINATORIAL_STEPS,
+                           patience=face.PATIENCE)
+
+
+def test_a_float32_factor_solves_to_float32_accuracy():
+    """factor(single=True) keeps its dense blocks in float32 and solves the same node system:
+    against the float64 factor, the potentials agree to about float32's precision (times the
+    blocks' conditioning), far from float64's."""
+    from gaflow.solvers.newton import factor
+
+    graph, fc, x0 = _centring_case()
+    x = face.snap(graph, fc, x0)
+    n_layers, t = graph.n_layers, graph.n_tokens
+    _, d_l, out_d, in_d, _, d_s, _, d_z = face._terms(graph, fc, x,
+                                                      face.layer_blocks(n_layers, t))
+    g = face._with_nodes(graph, fc)
+    ground = np.where(fc.ground, 1.0, 0.0)
+    f64 = factor(g, d_l, d_s, d_z, np.inf, out_d, ground=ground)
+    f32 = factor(g, d_l, d_s, d_z, np.inf, out_d, ground=ground, single=True)
+    assert all(c.dtype == np.float32 for c in f32.chols[1:])
+    assert all(c.dtype == np.float64 for c in f64.chols[1:])
+    r = np.where(fc.nodes, np.random.default_rng(0).normal(size=(n_layers + 1, t)), 0.0)
+    w64, w32 = f64.solve(r, 0.0)[0], f32.solve(r, 0.0)[0]
+    assert w32.dtype == np.float64
+    err = np.abs(w32 - w64).max() / np.abs(w64).max()
+    assert 1e-12 < err < 1e-2
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_damped_steps_with_a_float32_factor_reach_the_float64_centre(seed, monkeypatch):
+    """The damped steps of the infeasible phase factor in float32 (refined in float64 to
+    LOOSE of the imbalance): the centring certifies the centre of the all-float64 centring
+    (LOOSE = 0), to 1e-9 of the largest flow, with float32 factorisations made; the
+    float64 run makes none."""
+    rng = np.random.default_rng(100 + seed)
+    caps = attention(rng, int(rng.integers(2, 6)), int(rng.integers(8, 40)))
+    if seed % 2:
+        caps *= 10.0 ** rng.uniform(-6, 6, size=(caps.shape[0], 1, 1))
+    graph = solver_graph(caps)
+    arcs = maxflow.max_flow_arcs(graph, flow_bound(graph))
+    fc = face._classify_arcs(graph, arcs)
+    assert fc is not None
+    x0 = face.max_flow_start(graph, fc, arcs)
+    got = _centre(graph, fc, x0)
+    monkeypatch.setattr(face, "LOOSE", 0.0)
+    ref = _centre(graph, fc, x0)
+    assert got.ok and ref.ok
+    assert got.single >= 1 and ref.single == 0
+    assert np.abs(got.x.layers - ref.x.layers).max() <= 1e-9 * np.abs(ref.x.layers).max()
+    assert np.abs(got.x.source - ref.x.source).max() <= 1e-9 * np.abs(ref.x.source).max()
+
+
+def test_a_float32_step_that_does_not_refine_is_made_in_float64(monkeypatch):
+    """A float32 factor whose refinement does not reach LOOSE (no pass allowed here) is
+    replaced by a float64 one, and the centring makes no other float32 factor: the same steps,
+    bit for bit, as the all-float64 centring, with the one float32 factorisation more."""
+    graph, fc, x0 = _centring_case()
+    monkeypatch.setattr(face, "LOOSE_PASSES", 0)
+    got = _centre(graph, fc, x0)
+    monkeypatch.setattr(face, "LOOSE", 0.0)
+    ref = _centre(graph, fc, x0)
+    assert got.ok and got.steps == ref.steps
+    assert got.single == 1 and got.factored == ref.factored + 1
+    np.testing.assert_array_equal(got.x.layers, ref.x.layers)
+    np.testing.assert_array_equal(got.x.source, ref.x.source)
+
+
+def test_a_float32_factor_that_breaks_down_is_made_in_float64(monkeypatch):
+    """A float32 block that is not positive definite (simulated: every float32 Cholesky
+    raises) leaves the step to a float64 factor: the same centring, bit for bit, as the
+    all-float64 one."""
+    from gaflow.solvers import newton
+
+    real = newton._cholesky
+    calls = []
+
+    def breaks_in_float32(a):
+        if a.dtype == np.float32:
+            calls.append(1)
+            raise np.linalg.LinAlgError("simulated float32 breakdown")
+        return real(a)
+
+    graph, fc, x0 = _centring_case()
+    monkeypatch.setattr(newton, "_cholesky", breaks_in_float32)
+    got = _centre(graph, fc, x0)
+    monkeypatch.setattr(face, "LOOSE", 0.0)
+    ref = _centre(graph, fc, x0)
+    assert len(calls) == 1  # tried once; the centring's other factors are float64
+    assert got.ok and got.steps == ref.steps and got.single == 0
+    assert got.factored == ref.factored
+    np.testing.assert_array_equal(got.x.layers, ref.x.layers)
+    np.testing.assert_array_equal(got.x.source, ref.x.source)

@@ -314,6 +314,8 @@ class Reuse:
     allowed: bool = False
     factored: int = 0
     w: np.ndarray | None = None  # the node potentials of the last step (the first solve's start)
+    single: int = 0  # of the factorisations, those made in float32 (``step(loose > 0)``)
+    single_ok: bool = True  # False once a float32 one failed: the centring's others are float64
 
 
 def _node_product(d_l: np.ndarray, diag: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -366,10 +368,12 @@ def _pcg(apply, precond, r: np.ndarray, tol: float, max_iter: int,
 REUSE_DEC = 0.1  # a step after a full one with lambda^2 below this may reuse the last factor
 PCG_ITER = 8  # ... if conjugate gradients preconditioned by it converge in this many products
 NODE_RTOL = 1e-13  # ... to this fraction of each node's throughput (and REFINED * FEASIBLE * F)
+LOOSE = 0.01  # a damped step of the infeasible phase leaves this fraction of the imbalance
+LOOSE_PASSES = 5  # ... within this many refinement passes (else the step is made in float64)
 
 
 def step(graph: LayeredGraph, face: Face, x: FlowState, passes: int = 3,
-         reuse: Reuse | None = None):
+         reuse: Reuse | None = None, loose: float = 0.0):
     """Newton step of the centring problem (residual ``B x`` corrected): ``dx = -D (g + B^T
     w)`` with ``(B D B^T) w = B (x - D g)``, ``s`` and ``z`` grounded; returns the step as a
     :class:`FlowState` and ``lambda^2 = sum d q^2``. Up to ``passes - 1`` refinement passes
@@ -384,6 +388,11 @@ def step(graph: LayeredGraph, face: Face, x: FlowState, passes: int = 3,
     system preconditioned by that factor, to the same tolerance, within ``PCG_ITER`` products;
     where they do not get there, the step is made anew with a fresh factor. The factor used is
     left in ``reuse.fac``.
+
+    ``loose > 0`` (a damped step of the infeasible phase, :func:`centre`): the block factor is
+    made in float32 (``factor(single=True)``) and the refinement stops once ``x + dx``
+    conserves to ``loose``; where it does not get there within ``passes`` (or the float32
+    factor fails), the step is made as with ``loose = 0``.
     """
     n_layers, t, _ = graph.caps.shape
     blocks = layer_blocks(n_layers, t)
@@ -405,26 +414,35 @@ def step(graph: LayeredGraph, face: Face, x: FlowState, passes: int = 3,
         def apply(w):
             return np.where(face.nodes, _node_product(d_l, diag, w), 0.0)
     else:
-        fac = factor(_with_nodes(graph, face), d_l, d_s, d_z, math.inf, out_d, ground=ground)
+        try:
+            fac = factor(_with_nodes(graph, face), d_l, d_s, d_z, math.inf, out_d,
+                         ground=ground, single=loose > 0)
+        except np.linalg.LinAlgError:
+            if not loose > 0:
+                raise
+            return _in_float64(graph, face, x, reuse)
         if reuse is not None:
             reuse.fac = fac
             reuse.factored += 1
+            reuse.single += loose > 0
     # q_l is corrected on every edge: off the free ones d_l = 0, so those entries are never used
     q_l, q_s, q_z = g_l, g_s.copy(), g_z.copy()
     dx_l = np.empty_like(q_l)
-    tol = REFINED * FEASIBLE * max(float(x.source.sum()), 1e-300)
+    tol = max(REFINED * FEASIBLE * max(float(x.source.sum()), 1e-300), loose)
     w = total = None
     for k in range(passes + 1):
         if w is not None:
             q_s = q_s + np.where(face.source, -w[0], 0.0)
             q_z = q_z + np.where(face.sink, w[n_layers], 0.0)
         leave, enter, dec_l = _sweep(x, d_l, q_l, dx_l, w, blocks)
-        if k == passes:
+        if k == passes and not loose > 0:
             break
         r = _balance(leave, enter, x.source - d_s * q_s, x.sink - d_z * q_z, 0.0)[0]
         r = np.where(face.nodes, r, 0.0)
         if k and np.abs(r).max(initial=0.0) <= tol:
             break
+        if k == passes:  # a float32 factor that does not refine to loose
+            return _in_float64(graph, face, x, reuse)
         if stale:
             # each node conserves to a fraction of what passes through it, as a factored solve
             # leaves it (a node that passes on 1e-12 F keeps its digits), within half of tol;
@@ -448,6 +466,14 @@ def step(graph: LayeredGraph, face: Face, x: FlowState, passes: int = 3,
     dx = FlowState(layers=dx_l, source=-d_s * q_s, sink=-d_z * q_z,
                    value=float(-(d_s * q_s).sum()))
     return dx, dec
+
+
+def _in_float64(graph: LayeredGraph, face: Face, x: FlowState, reuse: Reuse | None):
+    """:func:`step` from ``x`` with a float64 factor, where a float32 one failed (not positive
+    definite, or its refinement did not converge); the centring makes no more float32 ones."""
+    if reuse is not None:
+        reuse.single_ok = False
+    return step(graph, face, x, reuse=reuse)
 
 
 def _with_nodes(graph: LayeredGraph, face: Face) -> LayeredGraph:
@@ -524,6 +550,23 @@ class Centred:
     message: str
     decrement: float
     factored: int = 0  # block factorisations made (a step that reused the last one made none)
+    single: int = 0  # ... of which in float32 (damped steps of the infeasible phase)
+
+
+def _newton(graph: LayeredGraph, face: Face, x: FlowState, reuse: Reuse, loose: float):
+    """:func:`step` for :func:`centre`: ``(dx, lambda^2, "")``, or ``(None, inf, why)`` where
+    the node system is not positive definite or the step is not finite."""
+    try:
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            # a step that rounds a free edge onto its bound makes the next one non-finite:
+            # refused here, not warned about
+            dx, dec = step(graph, face, x, passes=LOOSE_PASSES if loose > 0 else 3,
+                           reuse=reuse, loose=loose)
+    except np.linalg.LinAlgError as exc:
+        return None, math.inf, f"face centring: {exc}"
+    if not math.isfinite(dec):
+        return None, math.inf, "face centring: non-finite Newton step"
+    return dx, dec, ""
 
 
 def centre(graph: LayeredGraph, face: Face, x0: FlowState, rtol: float = 1e-6,
@@ -546,7 +589,11 @@ def centre(graph: LayeredGraph, face: Face, x0: FlowState, rtol: float = 1e-6,
 
     A step after a full step from a conserving point with ``lambda^2 <= REUSE_DEC`` solves with
     the last factor as preconditioner (:class:`Reuse`, :func:`step`); ``Centred.factored``
-    counts the factorisations made.
+    counts the factorisations made. A step of the infeasible phase after a damped one (most of
+    them: the bounds cut them to 0.04-0.8) is solved with a float32 factor, refined until it
+    leaves ``LOOSE`` of the imbalance (``Centred.single`` counts these factors); where that step
+    turns out full, it is solved again to the full tolerance before it is taken, so the
+    centre and its certificate are those of float64 steps.
     """
     x = snap(graph, face, x0)
     phi_x = _objective(graph, face, x)  # the objective at x, where known (None: not computed)
@@ -564,35 +611,42 @@ def centre(graph: LayeredGraph, face: Face, x0: FlowState, rtol: float = 1e-6,
     conserving = 0  # steps taken from conserving points
     reuse = Reuse()
     for k in range(max_steps + 1):
-        try:
-            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                # a step that rounds a free edge onto its bound makes the next one
-                # non-finite: refused just below, not warned about here
-                dx, dec = step(graph, face, x, reuse=reuse)
-        except np.linalg.LinAlgError as exc:
-            return Centred(x, k, False, f"face centring: {exc}", math.inf, reuse.factored)
-        if not math.isfinite(dec):
-            return Centred(x, k, False, "face centring: non-finite Newton step", math.inf,
-                           reuse.factored)
         value = float(x.source.sum())
-        feasible = imbalance(graph, face, x) <= FEASIBLE * max(value, 1e-300)
+        off = imbalance(graph, face, x)
+        feasible = off <= FEASIBLE * max(value, 1e-300)
+        # a step of the infeasible phase after a damped one is likely damped too: its
+        # direction need only cancel most of the imbalance (a float32 factor, refined to LOOSE)
+        loose = LOOSE * off if not feasible and alpha < 1.0 and reuse.single_ok else 0.0
+        dx, dec, failed = _newton(graph, face, x, reuse, loose)
+        if failed:
+            return Centred(x, k, False, failed, math.inf, reuse.factored, reuse.single)
         if not feasible and alpha == 1.0:
             # a full step cancels the imbalance of every component with a free edge; what is
             # left sits at a pinned node: its component's fixed edges do not balance
             return Centred(x, k, False, "face: a component's fixed edges do not balance",
-                           math.inf, reuse.factored)
+                           math.inf, reuse.factored, reuse.single)
         if feasible and (dec <= target or (dec <= 1e-12 and dec > 0.1 * dec_prev)):
             x.value = value
-            return Centred(x, k, True, "", dec, reuse.factored)
+            return Centred(x, k, True, "", dec, reuse.factored, reuse.single)
         if k == max_steps:
             break
         if feasible and dec > STUCK and (k >= 2 if patience is None else conserving >= patience):
             # lambda^2 near 1 with full steps: a free edge is being driven to a bound (it is
             # fixed there on every flow of this classification: no strictly feasible point)
             return Centred(x, k, False, f"face centring stuck at lambda^2={dec:.1e}", dec,
-                           reuse.factored)
+                           reuse.factored, reuse.single)
         amax = _max_step(graph, face, x, dx)
         alpha = min(1.0, BOUNDARY * amax)
+        if loose > 0 and alpha == 1.0:
+            # a full step cancels the imbalance to what the solve leaves: solve it to the full
+            # tolerance (conjugate gradients preconditioned by the float32 factor, from the
+            # loose potentials; a fresh float64 factor where they do not converge)
+            reuse.allowed = True
+            dx, dec, failed = _newton(graph, face, x, reuse, 0.0)
+            if failed:
+                return Centred(x, k, False, failed, math.inf, reuse.factored, reuse.single)
+            amax = _max_step(graph, face, x, dx)
+            alpha = min(1.0, BOUNDARY * amax)
         moved = None  # (x + alpha dx, its objective) where the line search computed them
         if feasible and dec > 0.25:
             phi0 = _objective(graph, face, x) if phi_x is None else phi_x
@@ -627,7 +681,7 @@ def centre(graph: LayeredGraph, face: Face, x0: FlowState, rtol: float = 1e-6,
         conserving += feasible
     return Centred(x, max_steps, False,
                    f"face centring not converged in {max_steps} steps (lambda^2={dec:.1e})", dec,
-                   reuse.factored)
+                   reuse.factored, reuse.single)
 
 
 FINISH_MU = 1e-5  # tries start at the first stage that ends at or below this mu

@@ -62,30 +62,45 @@ class FlowState:
 
 def _trsm(chol: np.ndarray, b: np.ndarray, trans: bool = False) -> np.ndarray:
     """``R^-1 b`` (or ``R^-T b``) for the lower-triangular ``R = U^T`` of a Cholesky factor
-    ``U`` (``chol``, upper, as :func:`_cholesky` returns it); ``b`` a vector or matrix."""
+    ``U`` (``chol``, upper, as :func:`_cholesky` returns it); ``b`` a vector or matrix. A
+    float32 factor (``factor(single=True)``) solves in float32: a vector comes back as float64,
+    a matrix as float32 (the next float32 kernel's input)."""
+    if chol.dtype == np.float32:
+        if b.ndim == 1:
+            return blas.strsv(chol, b.astype(np.float32), lower=0,
+                              trans=int(not trans)).astype(np.float64)
+        return blas.strsm(1.0, chol, np.asfortranarray(b, dtype=np.float32), lower=0,
+                          trans_a=int(not trans))
     if b.ndim == 1:
         return blas.dtrsv(chol, b, lower=0, trans=int(not trans))
     return blas.dtrsm(1.0, chol, b, lower=0, trans_a=int(not trans))
 
 
 def _gemv(a: np.ndarray, x: np.ndarray, trans: bool = False) -> np.ndarray:
+    """``a x`` (or ``a^T x``) as float64; a float32 ``a`` multiplies in float32."""
+    if a.dtype == np.float32:
+        return blas.sgemv(1.0, a, x.astype(np.float32), trans=int(trans)).astype(np.float64)
     return blas.dgemv(1.0, a, x, trans=int(trans))
 
 
 def _gram_upper(w: np.ndarray) -> np.ndarray:
-    """The upper triangle of ``w^T w`` (SYRK; the strict lower triangle is 0)."""
+    """The upper triangle of ``w^T w`` (SYRK; the strict lower triangle is 0), in ``w``'s
+    precision (float32 or float64)."""
+    if w.dtype == np.float32:
+        return blas.ssyrk(1.0, w, trans=1, lower=0)
     return blas.dsyrk(1.0, w, trans=1, lower=0)
 
 
 def _cholesky(a: np.ndarray) -> np.ndarray:
     """The upper Cholesky factor ``U`` of ``a = U^T U``, read from ``a``'s upper triangle, in
     place where ``a`` is Fortran-ordered (the strict lower triangle is left as it was: every
-    use of ``U`` reads its upper triangle only). Measured at t = 512, one thread: 2.2-2.3 ms
-    against 3.6-7 ms for the lower factor of a C-ordered ``a`` (a copy) with the other triangle
-    cleaned."""
-    chol, info = lapack.dpotrf(a, lower=0, clean=0, overwrite_a=1)
-    if info != 0:
-        raise np.linalg.LinAlgError(f"Newton system not positive definite (dpotrf info={info})")
+    use of ``U`` reads its upper triangle only), in ``a``'s precision. Measured at t = 512, one
+    thread: 2.2-2.3 ms against 3.6-7 ms for the lower factor of a C-ordered ``a`` (a copy) with
+    the other triangle cleaned."""
+    potrf = lapack.spotrf if a.dtype == np.float32 else lapack.dpotrf
+    chol, info = potrf(a, lower=0, clean=0, overwrite_a=1)
+    if info != 0 or (a.dtype == np.float32 and not np.isfinite(np.diagonal(chol)).all()):
+        raise np.linalg.LinAlgError(f"Newton system not positive definite (potrf info={info})")
     return chol
 
 
@@ -396,7 +411,7 @@ class _Factor:
 
 def factor(
     graph: LayeredGraph, d_l: np.ndarray, d_s: np.ndarray, d_z: np.ndarray, d_f: float,
-    out_d: np.ndarray | None = None, ground: np.ndarray | None = None,
+    out_d: np.ndarray | None = None, ground: np.ndarray | None = None, single: bool = False,
 ) -> _Factor:
     """Factor ``B D B^T`` layer by layer, Schur complements kept in Laplacian form.
 
@@ -407,7 +422,13 @@ def factor(
     ``ground``: optional (L+1, t) extra conductances from the token nodes to the grounded
     ``s`` (used by :mod:`.face` to pin one node of each otherwise floating component).
     ``d_f = inf`` grounds the super-sink (its potential is 0).
+
+    ``single``: the dense blocks (SYRK, TRSM, Cholesky) in float32, about half the time of
+    float64 at t = 512; the factor's solves are then accurate to about float32's precision
+    times the blocks' conditioning, for callers that refine in float64 (:mod:`.face`). A
+    float32 block that is not positive definite, or overflows, raises ``LinAlgError``.
     """
+    blas_dtype = np.float32 if single else np.float64
     n_layers, t, _ = d_l.shape
     nodes = graph.nodes
     if out_d is None:  # (L, t): conductance leaving node (k, j) forward
@@ -420,10 +441,10 @@ def factor(
         dk = d_l[k]
         if k == 0:
             half = dk * np.sqrt(inv0)[None, :]  # D_0 S_0^-1/2
-            p = _gram_upper(np.ascontiguousarray(half.T))
+            p = _gram_upper(np.ascontiguousarray(half.T, dtype=blas_dtype))
             gamma_next = _gemv(dk, gamma * inv0)
         else:
-            w_mat = _trsm(chols[k], np.asfortranarray(dk.T))
+            w_mat = _trsm(chols[k], np.asfortranarray(dk.T, dtype=blas_dtype))
             couplings.append(w_mat)
             p = _gram_upper(w_mat)
             gamma_next = _gemv(w_mat, _trsm(chols[k], gamma), trans=True)
