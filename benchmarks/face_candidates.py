@@ -194,7 +194,7 @@ def primal_dual(graph, fc, arcs, max_pd: int = 40):
          "s": np.where(fc.source, 1.0 / np.where(fc.source, x.source, 1.0), 1.0),
          "z": np.where(fc.sink, 1.0 / np.where(fc.sink, x.sink, 1.0), 1.0)}
 
-    def terms(graph, fc, x, blocks):  # face._terms with the conductances of the duals
+    def terms(graph, fc, x, blocks, *first):  # face._terms with the duals' conductances
         f = np.where(free, x.layers, 0.5)
         slack = np.where(free, u - x.layers, 0.5)
         d = np.where(free, 1.0 / (z["l"] / f + z["u"] / slack), 0.0)

@@ -709,3 +709,25 @@ def test_a_float32_factor_that_breaks_down_is_made_in_float64(monkeypatch):
     assert got.factored == ref.factored
     np.testing.assert_array_equal(got.x.layers, ref.x.layers)
     np.testing.assert_array_equal(got.x.source, ref.x.source)
+
+
+def test_the_first_pass_fused_into_the_terms_is_sweeps_first_pass():
+    """_terms with ``dx_l`` and ``first`` computes step's first refinement pass block by block
+    (``w = None``: ``dx = -d g``, the node sums of ``x + dx``, ``sum d g^2``): bitwise what
+    _sweep computes from the same terms, on a graph of several blocks."""
+    graph, fc, x0 = _centring_case(seed=5, n_layers=6, t=160)
+    x = face.snap(graph, fc, x0)
+    blocks = face.layer_blocks(graph.n_layers, graph.n_tokens)
+    assert len(blocks) > 1
+    dx_fused, first = np.empty_like(x.layers), face._FirstPass()
+    terms = face._terms(graph, fc, x, blocks, dx_fused, first)
+    plain = face._terms(graph, fc, x, blocks)
+    for a, b in zip(terms, plain, strict=True):
+        np.testing.assert_array_equal(a, b)
+    g_l, d_l = plain[0], plain[1]
+    dx = np.empty_like(x.layers)
+    leave, enter, dec = face._sweep(x, d_l, g_l.copy(), dx, None, blocks)
+    np.testing.assert_array_equal(dx_fused, dx)
+    np.testing.assert_array_equal(first.leave, leave)
+    np.testing.assert_array_equal(first.enter, enter)
+    assert first.dec == dec and dec > 0

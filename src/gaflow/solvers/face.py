@@ -243,17 +243,35 @@ def snap(graph: LayeredGraph, face: Face, x: FlowState) -> FlowState:
     return FlowState(layers=layers, source=source, sink=sink, value=float(source.sum()))
 
 
-def _terms(graph: LayeredGraph, face: Face, x: FlowState, blocks: list[Block]):
+@dataclass
+class _FirstPass:
+    """What :func:`_sweep` returns for the first pass of :func:`step` (``w`` = 0), where
+    :func:`_terms` computed it with the terms (block by block, while they are in the cache)."""
+
+    leave: np.ndarray | None = None
+    enter: np.ndarray | None = None
+    dec: float = 0.0
+
+
+def _terms(graph: LayeredGraph, face: Face, x: FlowState, blocks: list[Block],
+           dx_l: np.ndarray | None = None, first: _FirstPass | None = None):
     """Gradient and conductances ``1 / h`` of ``-sum log f (u - f) - sum log s - sum log z``
     on the free edges (0 conductance elsewhere): ``g = 1/(u - f) - 1/f``,
     ``d = 1 / (1/f^2 + 1/(u - f)^2)``, worked block by block (:mod:`.blocks`). Returns
     ``g_l, d_l`` (L, t, t), the conductance leaving and entering every token node (L, t), and
-    the source and sink edges' ``g, d`` (t,)."""
+    the source and sink edges' ``g, d`` (t,). With ``dx_l`` and ``first`` (:func:`step`), also
+    the first refinement pass: ``dx_l = -d g`` and ``first`` filled as :func:`_sweep` with
+    ``w = None`` would (its sums of ``x + dx``, ``sum d g^2``), saving that pass's reading of
+    ``d, g, x`` (3 (L, t, t) arrays) from memory."""
     n_layers, t, _ = graph.caps.shape
     g_l = np.empty_like(x.layers)
     d_l = np.empty_like(x.layers)
     in_d = np.empty((n_layers, t))
     outs = []
+    fused = dx_l is not None and first is not None
+    if fused:
+        enter = np.empty((n_layers, t))
+        leaves = []
     for b in blocks:
         fixed = face.fixed[b]
         inv_f = np.where(fixed, 0.5, x.layers[b])
@@ -270,7 +288,16 @@ def _terms(graph: LayeredGraph, face: Face, x: FlowState, blocks: list[Block]):
         np.copyto(d, 0.0, where=fixed)
         d.sum(axis=2, out=in_d[b])
         outs.append(d.sum(axis=1))
+        if fused:  # as _sweep's first pass: q = g, dx = -d q, x + dx
+            dx = np.multiply(d, g_l[b], out=dx_l[b])
+            first.dec += float(np.vdot(dx, g_l[b]))
+            np.negative(dx, out=dx)
+            y = np.add(x.layers[b], dx, out=inv_s)
+            y.sum(axis=2, out=enter[b])
+            leaves.append(y.sum(axis=1))
     out_d = add_by_layer(outs, blocks, (n_layers, t))
+    if fused:
+        first.leave, first.enter = add_by_layer(leaves, blocks, (n_layers, t)), enter
     s = np.where(face.source, x.source, 1.0)
     z = np.where(face.sink, x.sink, 1.0)
     g_s = np.where(face.source, -1.0 / s, 0.0)
@@ -396,7 +423,8 @@ def step(graph: LayeredGraph, face: Face, x: FlowState, passes: int = 3,
     """
     n_layers, t, _ = graph.caps.shape
     blocks = layer_blocks(n_layers, t)
-    g_l, d_l, out_d, in_d, g_s, d_s, g_z, d_z = _terms(graph, face, x, blocks)
+    dx_l, first = np.empty_like(x.layers), _FirstPass()
+    g_l, d_l, out_d, in_d, g_s, d_s, g_z, d_z = _terms(graph, face, x, blocks, dx_l, first)
     deg = np.zeros((n_layers + 1, t))
     deg[:-1] += out_d
     deg[1:] += in_d
@@ -427,14 +455,16 @@ def step(graph: LayeredGraph, face: Face, x: FlowState, passes: int = 3,
             reuse.single += loose > 0
     # q_l is corrected on every edge: off the free ones d_l = 0, so those entries are never used
     q_l, q_s, q_z = g_l, g_s.copy(), g_z.copy()
-    dx_l = np.empty_like(q_l)
     tol = max(REFINED * FEASIBLE * max(float(x.source.sum()), 1e-300), loose)
     w = total = None
     for k in range(passes + 1):
         if w is not None:
             q_s = q_s + np.where(face.source, -w[0], 0.0)
             q_z = q_z + np.where(face.sink, w[n_layers], 0.0)
-        leave, enter, dec_l = _sweep(x, d_l, q_l, dx_l, w, blocks)
+        if k == 0 and first.leave is not None:
+            leave, enter, dec_l = first.leave, first.enter, first.dec
+        else:
+            leave, enter, dec_l = _sweep(x, d_l, q_l, dx_l, w, blocks)
         if k == passes and not loose > 0:
             break
         r = _balance(leave, enter, x.source - d_s * q_s, x.sink - d_z * q_z, 0.0)[0]
