@@ -14,6 +14,8 @@ SST-2-like text repeated and cut to exactly ``t`` tokens. Times are medians of `
   16, shown for comparison and not counted) and ``solve`` (the central flow,
   ``gaflow.solve_flow``); ``explain`` is ``gaflow.explain(method="agf")`` (tokenisation and the
   result included), ``default`` the default method (``DEFAULT_METHOD``) end to end;
+  ``explain / parts`` is ``explain`` over tokenisation + capture + solve, the two timed in
+  alternation (``--repeat`` pairs, at least 5) so that machine load and cache state hit both alike;
 * ``IG-50``: ``gaflow.explain(method="integrated_gradients")`` (captum LayerIntegratedGradients,
   50 steps), for ``t <= --ig-max``.
 
@@ -70,6 +72,17 @@ def timed(fn, repeat: int) -> tuple[float, object]:
     return statistics.median(times), out
 
 
+def alternated(fa, fb, repeat: int) -> tuple[float, float]:
+    """Medians of ``fa`` and ``fb`` timed in turn, ``repeat`` times each."""
+    ta, tb = [], []
+    for _ in range(repeat):
+        for fn, times in ((fa, ta), (fb, tb)):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+    return statistics.median(ta), statistics.median(tb)
+
+
 def fwd_bwd(model, enc) -> None:
     emb = model.get_input_embeddings()(enc["input_ids"]).detach().requires_grad_(True)
     out = model(inputs_embeds=emb, attention_mask=enc["attention_mask"], output_attentions=True)
@@ -93,13 +106,21 @@ def measure(name, model, tok, lengths, repeat, ig_max) -> list[dict]:
         t_exp, _ = timed(lambda x=text: gaflow.explain(model, tok, x, method="agf"),
                          repeat if t <= 128 else 1)
         t_rp, _ = timed(lambda x=text: gaflow.explain(model, tok, x), repeat)
+
+        def parts(x=text, f=agf):
+            c = capture(model, dict(tok(x, return_tensors="pt")), [None], tensor=f)
+            gaflow.solve_flow(c.tensor[0])
+
+        t_alt, t_parts = alternated(lambda x=text: gaflow.explain(model, tok, x, method="agf"),
+                                    parts, max(repeat, 5) if t <= 128 else 1)
         t_ig = None
         if t <= ig_max:
             t_ig, _ = timed(
                 lambda x=text: gaflow.explain(model, tok, x, method="integrated_gradients"),
                 repeat)
         row = dict(model=name, t=t, fb=t_fb, capture=t_cap, numpy_path=t_old, solve=t_sol,
-                   steps=sol.iterations, explain=t_exp, default=t_rp, ig=t_ig)
+                   steps=sol.iterations, explain=t_exp, default=t_rp, ig=t_ig,
+                   explain_alt=t_alt, parts=t_parts)
         rows.append(row)
         print(row, flush=True)
     return rows
@@ -114,16 +135,19 @@ def table(rows: list[dict]) -> list[str]:
     lines = [
         "| model | t | fwd+bwd | capture (+ tensor) | before: capture + NumPy tensor | solve | "
         "Newton steps | AGF total | AGF / fwd+bwd | explain (agf) | explain / AGF total | "
+        "explain / parts (alternated) | "
         f"explain ({DEFAULT_METHOD}) | {DEFAULT_METHOD} / fwd+bwd | IG-50 | IG-50 / AGF |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         total = r["capture"] + r["solve"]
         ratio_ig = None if r["ig"] is None else r["ig"] / total
+        alt = None if r.get("parts") is None else r["explain_alt"] / r["parts"]
         lines.append(
             f"| {r['model']} | {r['t']} | {r['fb']:.3f} | {r['capture']:.3f} | "
             f"{r['numpy_path']:.3f} | {r['solve']:.3f} | {r['steps']} | {total:.3f} | "
             f"{total / r['fb']:.1f} | {r['explain']:.3f} | {r['explain'] / total:.2f} | "
+            f"{'—' if alt is None else f'{alt:.2f}'} | "
             f"{r['default']:.3f} | {r['default'] / r['fb']:.1f} | {cell(r['ig'])} | "
             f"{cell(ratio_ig)} |"
         )
