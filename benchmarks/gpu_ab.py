@@ -1,11 +1,12 @@
 """A/B of the torch backend's central flow solve between two source trees, in one run.
 
-``python benchmarks/gpu_ab.py --old DIR [--new DIR] [--device cuda] [--rounds 3]`` times
-``gaflow.solve_flow(caps, backend="torch", device=...)`` (``mu=None``, ``strategy="path"``
-where the tree knows it) on gpu.py's cases, each version in its own child process, the
-versions alternating case by case and round by round, so that both see the same machine in the
-same state. ``DIR`` is a tree holding ``gaflow/`` (a checkout's ``src``; for a commit:
-``git archive COMMIT src | tar -x -C /tmp/old`` then ``--old /tmp/old/src``).
+``python benchmarks/gpu_ab.py --old DIR [--new DIR] [--device cuda] [--rounds 2]`` times
+``gaflow.solve_flow(caps, backend="torch", device=...)`` (``mu=None``; the torch backend
+follows the path) on gpu.py's cases (saved once, so both sides solve the same arrays), each
+version in its own child process, the versions alternating case by case and round by round, so
+that both see the same machine in the same state. ``DIR`` is a tree holding ``gaflow/`` (a
+checkout's ``src``; for a commit: ``git archive COMMIT src | tar -x -C /tmp/old`` then
+``--old /tmp/old/src``).
 
 Each child warms up once and reports the median of ``--repeat`` timed solves (synchronised);
 the table shows, per case, the least of the rounds' medians for each version and new / old.
@@ -28,32 +29,31 @@ CASES = ["random L=6 t=32", "random L=12 t=128", "random L=12 t=512", "random L=
          "batch 16 x L=12, t in 32..96", "MiniLM AGF t=512"]
 
 
-def child(args) -> None:
-    """Solve the graphs saved in ``args.one`` with the gaflow of ``args.src``; print JSON."""
-    sys.path.insert(0, args.src)
+def child(src: str, saved: str, device: str, repeat: int) -> None:
+    """Solve the graphs saved in ``saved`` with the gaflow of ``src``; print JSON."""
+    sys.path.insert(0, src)
     import numpy as np
     import torch
 
     import gaflow
 
-    assert Path(gaflow.__file__).resolve().is_relative_to(Path(args.src).resolve()), \
-        gaflow.__file__
-    with np.load(args.one) as z:
+    assert Path(gaflow.__file__).resolve().is_relative_to(Path(src).resolve()), gaflow.__file__
+    with np.load(saved) as z:
         caps = [z[k] for k in sorted(z.files, key=int)]
     caps = caps[0] if len(caps) == 1 else caps
 
     def run():
-        if args.device == "cuda":
+        if device == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        sols = gaflow.solve_flow(caps, backend="torch", device=args.device)
-        if args.device == "cuda":
+        sols = gaflow.solve_flow(caps, backend="torch", device=device)
+        if device == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter() - start, sols if isinstance(sols, list) else [sols]
 
     run()  # warm-up
     times = []
-    for _ in range(args.repeat):
+    for _ in range(repeat):
         took, sols = run()
         times.append(took)
     print(json.dumps({"s": statistics.median(times), "steps": max(s.iterations for s in sols),
@@ -61,6 +61,10 @@ def child(args) -> None:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--child"]:
+        src, saved, device, repeat = sys.argv[2:6]
+        child(src, saved, device, int(repeat))
+        return
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--old", required=True, help="source tree of the A side (holds gaflow/)")
     p.add_argument("--new", default=str(HERE.parent / "src"), help="... of the B side")
@@ -70,35 +74,42 @@ def main() -> None:
                    help=f"a case of gpu.py (repeatable; default: {'; '.join(CASES)})")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--src", help=argparse.SUPPRESS)
-    p.add_argument("--one", help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args.child:
-        child(args)
-        return
     sys.path.insert(0, str(HERE))
     import gpu
     import numpy as np
 
     names = args.cases or CASES
     every = gpu.cases(Path(args.real) if args.real else None, 1 << 30)
-    tmp = Path(tempfile.mkdtemp())
-    files = {}
+    unknown = [n for n in names if n not in every]
+    if unknown:
+        p.error(f"unknown case(s) {unknown}; gpu.py has {list(every)}"
+                + ("" if args.real else " (the MiniLM cases need --real)"))
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {}
+        for name in names:
+            caps = every[name]
+            files[name] = str(Path(tmp) / f"case{len(files)}.npz")
+            np.savez(files[name], **{str(k): c for k, c in
+                                     enumerate(caps if isinstance(caps, list) else [caps])})
+        best = ab(names, files, args)
+    print("\n| case | old (s) | new (s) | new / old | steps old / new | converged |"
+          "\n|---|---:|---:|---:|---:|---|")
     for name in names:
-        caps = every[name]
-        files[name] = tmp / f"case{len(files)}.npz"
-        np.savez(files[name], **{str(k): c for k, c in
-                                 enumerate(caps if isinstance(caps, list) else [caps])})
+        o, n = best[(name, "old")], best[(name, "new")]
+        print(f"| {name} | {o['s']:.3f} | {n['s']:.3f} | {n['s'] / o['s']:.2f} | "
+              f"{o['steps']} / {n['steps']} | {o['converged'] and n['converged']} |")
+
+
+def ab(names: list[str], files: dict[str, str], args) -> dict[tuple[str, str], dict]:
+    """Per (case, side), the child's report with the least median over the rounds."""
     best: dict[tuple[str, str], dict] = {}
     for r in range(args.rounds):
         for name in names:
             sides = [("old", args.old), ("new", args.new)]
             for side, src in sides if r % 2 == 0 else sides[::-1]:
-                cmd = [sys.executable, __file__, "--child", "--src", src, "--one", str(files[name]),
-                       "--device", args.device, "--repeat", str(args.repeat), "--old", src]
-                if args.real:
-                    cmd += ["--real", args.real]
+                cmd = [sys.executable, __file__, "--child", src, files[name], args.device,
+                       str(args.repeat)]
                 out = subprocess.run(cmd, capture_output=True, text=True,
                                      env={**os.environ, "PYTHONWARNINGS": "ignore"})
                 if out.returncode != 0:
@@ -108,12 +119,7 @@ def main() -> None:
                 key = (name, side)
                 if key not in best or row["s"] < best[key]["s"]:
                     best[key] = row
-    print("\n| case | old (s) | new (s) | new / old | steps old / new | converged |"
-          "\n|---|---:|---:|---:|---:|---|")
-    for name in names:
-        o, n = best[(name, "old")], best[(name, "new")]
-        print(f"| {name} | {o['s']:.3f} | {n['s']:.3f} | {n['s'] / o['s']:.2f} | "
-              f"{o['steps']} / {n['steps']} | {o['converged'] and n['converged']} |")
+    return best
 
 
 if __name__ == "__main__":
